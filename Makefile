@@ -1,0 +1,52 @@
+# brainlib: `make book` (the main job) and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= demo
+# The GPU extra (tensorflow[and-cuda]) where nvidia-smi works, else tensorflow-cpu.
+EXTRA ?= $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+# The real dataset for tests: ../shared/data beside the checkout unless set.
+SHARED_DATA := $(abspath ../shared/data/brain-tumors-256x256)
+export BRAINLIB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA))
+
+.PHONY: all venv test lint format book clean-venv clean bench
+
+all: test
+
+# (Re)install when .venv is missing or pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "brainlib needs Python 3.11 or 3.12, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing brainlib[$(EXTRA),dev] into $(VENV) ..."
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(BIN)/python -m pip install -q -e ".[$(EXTRA),dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	@echo "$(EXTRA)" > $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+book: $(STAMP)
+	$(BIN)/brainlib run --profile $(PROFILE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_training.py
+
+clean-venv:
+	rm -rf $(VENV)
+
+clean:
+	rm -rf _build build runs .pytest_cache

@@ -1,0 +1,11 @@
+"""brainlib: an executable replication of Huang, Alkadri & Prakash (2025).
+
+*Employing Squeeze-and-Excitation Architecture in a Fine-Tuned CNN for MRI
+Tumor Classification*, Cureus 17(3): e80084.
+
+Layers (a module imports only from the layers above it):
+``config`` -> ``data`` -> ``models`` -> ``training`` ->
+``evaluation`` / ``statistics`` / ``gradcam`` -> ``plots`` -> ``pipeline`` / ``cli``.
+"""
+
+__version__ = "0.1.0"

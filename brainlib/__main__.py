@@ -1,0 +1,3 @@
+from brainlib.cli import main
+
+raise SystemExit(main())

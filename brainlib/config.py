@@ -1,0 +1,174 @@
+"""Profiles, paths and the one setting that points at local data.
+
+A *profile* is a named set of run settings read from ``profiles.toml`` (next to
+this module). The defaults of :class:`Profile` are the paper's protocol; each
+profile overrides only what differs. The real data is found through one
+environment variable, :data:`DATA_DIR_ENV`, or an explicit ``data_dir``; no path
+to it is written into library code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Environment variable naming a local copy of the Kaggle dataset.
+DATA_DIR_ENV = "BRAINLIB_DATA_DIR"
+#: Environment variable naming the cache folder (phantoms, downloads).
+CACHE_DIR_ENV = "BRAINLIB_CACHE_DIR"
+
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+DEFAULT_PROFILE = "demo"
+
+#: The paper's four classes, in the order of its tables and of the model output.
+CLASSES: tuple[str, ...] = ("glioma_tumor", "meningioma_tumor", "normal", "pituitary_tumor")
+CLASS_LABELS: dict[str, str] = {
+    "glioma_tumor": "Glioma tumor",
+    "meningioma_tumor": "Meningioma tumor",
+    "normal": "Normal (no tumor)",
+    "pituitary_tumor": "Pituitary tumor",
+}
+
+#: The Kaggle dataset the paper used.
+KAGGLE_DATASET = "thomasdubail/brain-tumors-256x256"
+REAL_DATASET = "brain-tumors-256x256"
+PHANTOM_DATASET = "phantoms"
+
+
+class ConfigError(ValueError):
+    """A profile or setting is unknown or malformed."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All settings of one run. Defaults are the paper's protocol."""
+
+    name: str = "paper"
+    description: str = ""
+    # data
+    dataset: str = REAL_DATASET  # "brain-tumors-256x256" or "phantoms"
+    data_dir: str | None = None  # None: $BRAINLIB_DATA_DIR, else download / generate
+    strict_data: bool = False  # refuse data that does not match the manifest
+    phantoms_per_class: int = 40
+    phantom_size: int = 128
+    split: str = "paper"  # "paper" (stratified random) or "grouped" (duplicate-free)
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    near_duplicate_distance: int = 4  # pHash Hamming distance; see brainlib.data.audit
+    # model
+    image_size: int = 224
+    weights: str = "imagenet"  # "imagenet", "none", or a path to a weights file
+    se_ratio: int = 16
+    dropout: float = 0.5
+    # training (the paper's protocol)
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    max_epochs: int = 100
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 3
+    reduce_lr_factor: float = 0.2
+    min_learning_rate: float = 1e-7
+    fast_path: bool = False  # cache the frozen trunk's outputs
+    mixed_precision: bool = False
+    seed: int = 42
+    # evaluation
+    bootstrap_resamples: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Profile:
+        """A copy with ``changes`` applied and validated."""
+        return _validated(dataclasses.replace(self, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Coerce ``value`` (from TOML or a ``--set`` string) to the field's type."""
+    if name not in _FIELDS or name == "extra":
+        raise ConfigError(f"unknown profile field {name!r}; known: {', '.join(sorted(_FIELDS))}")
+    default = _FIELDS[name].default
+    if isinstance(value, str) and not isinstance(default, str) and default is not None:
+        text = value.strip()
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(text)
+                return text.lower() in {"true", "1", "yes"}
+            if isinstance(default, int):
+                return int(text)
+            if isinstance(default, float):
+                return float(text)
+            if isinstance(default, tuple):
+                return tuple(float(v) for v in text.split(","))
+        except ValueError as err:
+            raise ConfigError(f"profile field {name!r}: cannot read {value!r}") from err
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _validated(p: Profile) -> Profile:
+    if p.dataset not in (REAL_DATASET, PHANTOM_DATASET):
+        raise ConfigError(f"profile {p.name!r}: dataset must be {REAL_DATASET!r} or 'phantoms'")
+    if p.split not in ("paper", "grouped"):
+        raise ConfigError(f"profile {p.name!r}: split must be 'paper' or 'grouped'")
+    if abs(sum(p.split_fractions) - 1.0) > 1e-9 or len(p.split_fractions) != 3:
+        raise ConfigError(f"profile {p.name!r}: split_fractions must be 3 numbers summing to 1")
+    if p.image_size < 32:
+        raise ConfigError(f"profile {p.name!r}: image_size must be at least 32 (ResNet50V2)")
+    for name in ("batch_size", "max_epochs", "phantoms_per_class", "bootstrap_resamples"):
+        if getattr(p, name) < 1:
+            raise ConfigError(f"profile {p.name!r}: {name} must be positive")
+    return p
+
+
+def profile_names() -> list[str]:
+    with PROFILES_FILE.open("rb") as fh:
+        return list(tomllib.load(fh))
+
+
+def load_profile(name: str = DEFAULT_PROFILE, **overrides: Any) -> Profile:
+    """The profile ``name`` from ``profiles.toml`` with ``overrides`` applied.
+
+    Override values may be strings (as typed on a command line); they are
+    coerced to the field's type.
+    """
+    with PROFILES_FILE.open("rb") as fh:
+        table = tomllib.load(fh)
+    if name not in table:
+        raise ConfigError(f"unknown profile {name!r}; known: {', '.join(table)}")
+    values = {k: _coerce(k, v) for k, v in table[name].items()}
+    values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
+    return _validated(Profile(name=name, **values))
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}`` (for ``--set``)."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects field=value, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def cache_dir() -> Path:
+    """Where generated and downloaded data live (``$BRAINLIB_CACHE_DIR`` or ~/.cache)."""
+    root = os.environ.get(CACHE_DIR_ENV)
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "brainlib"
+
+
+def env_data_dir() -> Path | None:
+    """The local data folder named by ``$BRAINLIB_DATA_DIR``, if set."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None

@@ -1,0 +1,188 @@
+"""Find and check the images of a dataset in the Kaggle layout.
+
+The layout is one folder per class (:data:`brainlib.config.CLASSES`) holding
+image files. :func:`scan_dataset` walks it, opens every image once with Pillow
+(which catches truncated and corrupt files that TensorFlow would decode
+silently into grey) and returns one :class:`ImageRecord` per usable image.
+
+What is accepted, and what is not (each problem names the file):
+
+- JPEG and PNG images in any of the modes Pillow reads: RGB, grayscale,
+  palette, RGBA/LA (alpha is composited on black), 16-bit grayscale (scaled
+  to 8 bits). Everything becomes 8-bit RGB before the model sees it.
+- File names with spaces or non-ASCII characters are fine.
+- Hidden files (``.DS_Store``, ``._x.jpg``) and ``Thumbs.db``/``desktop.ini``
+  are ignored, as a file browser would.
+- A file that is not an image, a corrupt or truncated image, a missing or
+  empty class folder, or an unknown folder at the top level is a problem.
+  By default problems raise :class:`DataError` listing every one of them;
+  with ``on_bad="skip"`` bad *files* are left out with a warning (folder
+  problems always raise). Nothing on disk is ever changed or deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from brainlib.config import CLASSES
+
+IMAGE_FORMATS = ("JPEG", "PNG")
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "manifest.tsv", "readme.md"})
+
+
+class DataError(ValueError):
+    """The data cannot be used as it is. The message names each file and problem."""
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]] = ()):
+        self.problems = list(problems)
+        if self.problems:
+            lines = "\n".join(f"  {path}: {why}" for path, why in self.problems)
+            message = f"{message}\n{lines}"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: path relative to the dataset root (POSIX, NFC), class, content hash."""
+
+    relpath: str
+    label: str
+    sha256: str
+    root: Path
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.relpath
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_image(path: Path) -> str | None:
+    """``None`` if ``path`` is a readable JPEG or PNG, else the problem in words."""
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            if fmt not in IMAGE_FORMATS:
+                return f"unsupported image format {fmt} (expected JPEG or PNG)"
+            im.load()  # full decode: raises on truncated or corrupt data
+            if im.width < 1 or im.height < 1:
+                return "image has no pixels"
+    except UnidentifiedImageError:
+        return "not an image (Pillow cannot identify it)"
+    except (OSError, SyntaxError, ValueError) as err:
+        return f"corrupt or truncated image ({err})"
+    except Image.DecompressionBombError as err:
+        return f"image too large ({err})"
+    return None
+
+
+def _is_ignored(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.lower() in IGNORED_NAMES
+
+
+def _relpath(path: Path, root: Path) -> str:
+    return unicodedata.normalize("NFC", path.relative_to(root).as_posix())
+
+
+def scan_dataset(
+    root: str | Path,
+    classes: Sequence[str] = CLASSES,
+    on_bad: str = "raise",
+    with_hash: bool = True,
+) -> list[ImageRecord]:
+    """Every usable image under ``root``, sorted by relative path.
+
+    ``on_bad`` is ``"raise"`` (default: one :class:`DataError` listing every
+    bad file) or ``"skip"`` (bad files are left out with a warning).
+    """
+    if on_bad not in ("raise", "skip"):
+        raise ValueError("on_bad must be 'raise' or 'skip'")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder")
+
+    folder_problems: list[tuple[str, str]] = []
+    for entry in sorted(root.iterdir()):
+        if _is_ignored(entry):
+            continue
+        if entry.is_dir() and entry.name not in classes:
+            folder_problems.append(
+                (str(entry), f"unknown class folder (expected {', '.join(classes)})")
+            )
+        elif entry.is_file():
+            folder_problems.append((str(entry), "file outside the class folders"))
+    for cls in classes:
+        folder = root / cls
+        if not folder.is_dir():
+            folder_problems.append((str(folder), "missing class folder"))
+        elif not any(not _is_ignored(p) for p in folder.iterdir()):
+            folder_problems.append((str(folder), "empty class folder"))
+    if folder_problems:
+        raise DataError(f"{root} is not in the expected layout:", folder_problems)
+
+    records: list[ImageRecord] = []
+    bad: list[tuple[str, str]] = []
+    for cls in classes:
+        for path in sorted((root / cls).rglob("*")):
+            if _is_ignored(path) or path.is_dir():
+                continue
+            if problem := check_image(path):
+                bad.append((str(path), problem))
+                continue
+            digest = sha256_file(path) if with_hash else ""
+            records.append(ImageRecord(_relpath(path, root), cls, digest, root))
+
+    if bad and on_bad == "raise":
+        raise DataError(
+            f"{len(bad)} file(s) under {root} cannot be used "
+            "(fix or remove them, or pass on_bad='skip' / --skip-bad to leave them out):",
+            bad,
+        )
+    if bad:
+        listing = "; ".join(f"{p}: {why}" for p, why in bad)
+        warnings.warn(f"left out {len(bad)} bad file(s): {listing}", stacklevel=2)
+    for cls in classes:
+        if not any(r.label == cls for r in records):
+            raise DataError(f"class folder {root / cls} has no usable image")
+    records.sort(key=lambda r: r.relpath)
+    return records
+
+
+def class_counts(records: Sequence[ImageRecord]) -> dict[str, int]:
+    """Images per class, in :data:`CLASSES` order."""
+    return {cls: sum(r.label == cls for r in records) for cls in CLASSES}
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """An image as 8-bit RGB the way the project sees it everywhere.
+
+    Alpha is composited on black; 16-bit and 32-bit grayscale are scaled to
+    8 bits (not clipped); palette and grayscale images are expanded to RGB.
+    """
+    with Image.open(path) as im:
+        im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            import numpy as np
+
+            arr = np.asarray(im, dtype=np.float64)
+            top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            im8 = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype("uint8"))
+            return im8.convert("RGB")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            return Image.alpha_composite(black, rgba).convert("RGB")
+        return im.convert("RGB")

@@ -1,0 +1,47 @@
+import pytest
+
+from brainlib.config import ConfigError, load_profile, parse_overrides, profile_names
+
+
+def test_three_profiles_exist_and_paper_is_the_paper_protocol():
+    assert {"demo", "smoke", "paper"} <= set(profile_names())
+    paper = load_profile("paper")
+    assert (paper.image_size, paper.weights, paper.dataset) == (
+        224,
+        "imagenet",
+        "brain-tumors-256x256",
+    )
+    assert (paper.learning_rate, paper.batch_size, paper.max_epochs) == (1e-4, 16, 100)
+    assert paper.split_fractions == (0.8, 0.1, 0.1) and paper.strict_data
+
+
+def test_demo_is_offline_and_smoke_is_tiny():
+    demo, smoke = load_profile("demo"), load_profile("smoke")
+    assert demo.dataset == smoke.dataset == "phantoms"
+    assert demo.weights == smoke.weights == "none"
+    assert smoke.image_size < demo.image_size < 224
+
+
+def test_overrides_are_coerced_from_strings():
+    p = load_profile("smoke", **parse_overrides(["max_epochs=3", "fast_path=true", "dropout=0.25"]))
+    assert (p.max_epochs, p.fast_path, p.dropout) == (3, True, 0.25)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "match"),
+    [
+        (["nonsense=1"], "unknown profile field"),
+        (["max_epochs=many"], "cannot read"),
+        (["split=random"], "split must be"),
+        (["image_size=16"], "at least 32"),
+        (["noequals"], "field=value"),
+    ],
+)
+def test_bad_overrides_are_refused(pairs, match):
+    with pytest.raises(ConfigError, match=match):
+        load_profile("smoke", **parse_overrides(pairs))
+
+
+def test_unknown_profile():
+    with pytest.raises(ConfigError, match="unknown profile 'nope'"):
+        load_profile("nope")
