@@ -1,6 +1,6 @@
 """The ``brainlib`` command line (also ``python -m brainlib``).
 
-Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``phantoms``,
+Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``phantoms``,
 ``manifest``. Each data command takes a folder in the Kaggle layout, or none
 to use the profile's data (phantoms for ``demo``/``smoke``;
 ``$BRAINLIB_DATA_DIR`` or a Kaggle download for ``paper``).
@@ -139,6 +139,32 @@ def cmd_split(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from brainlib.training import train
+
+    profile = _profile(args)
+    variants = ("se", "base") if args.variant == "both" else (args.variant,)
+    for variant in variants:
+        result = train(
+            profile,
+            variant,
+            runs_root=args.runs,
+            data_dir=args.data_dir,
+            seed=args.seed,
+            weights=args.weights,
+            allow_mismatch=args.allow_data_mismatch,
+            verbose=1 if sys.stdout.isatty() else 2,
+            stop_after_epochs=args.stop_after_epochs,
+        )
+        last = result.history[-1] if result.history else {}
+        print(
+            f"{variant}: {result.folder} ({len(result.history)} epochs, "
+            f"resumed after {result.resumed_from}; last val_accuracy "
+            f"{last.get('val_accuracy', float('nan')):.4f})"
+        )
+    return 0
+
+
 def cmd_phantoms(args) -> int:
     from brainlib.data.phantoms import write_phantoms
 
@@ -150,7 +176,7 @@ def cmd_phantoms(args) -> int:
 def cmd_manifest(args) -> int:
     from brainlib.data.layout import scan_dataset
     from brainlib.data.manifest import manifest_text
-    from brainlib.data.splits import atomic_write_text
+    from brainlib.fileio import atomic_write_text
 
     records = scan_dataset(args.data_dir, on_bad="skip" if args.skip_bad else "raise")
     text = manifest_text(records)
@@ -194,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=cmd_split)
 
+    p = sub.add_parser("train", help="train a model into its run folder (resumes if present)")
+    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
+    _profile_args(p)
+    p.add_argument("--variant", choices=("se", "base", "both"), default="both")
+    p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: profile)")
+    p.add_argument("--weights", default=None, help="backbone weights: imagenet, none or a file")
+    p.add_argument("--allow-data-mismatch", action="store_true")
+    p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("phantoms", help="write the synthetic phantom dataset")
     p.add_argument("out")
     p.add_argument("--per-class", type=int, default=40)
@@ -215,6 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ConfigError, FileNotFoundError) as err:
+    except (DataError, ConfigError, FileNotFoundError, RuntimeError) as err:
         print(f"brainlib: error: {err}", file=sys.stderr)
         return 2

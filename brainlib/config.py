@@ -63,6 +63,7 @@ class Profile:
     weights: str = "imagenet"  # "imagenet", "none", or a path to a weights file
     se_ratio: int = 16
     dropout: float = 0.5
+    trainable_from: str = "paper"  # "paper": from conv5_block1_preact_bn; "all": every layer
     # training (the paper's protocol)
     learning_rate: float = 1e-4
     batch_size: int = 16
@@ -72,7 +73,8 @@ class Profile:
     reduce_lr_factor: float = 0.2
     min_learning_rate: float = 1e-7
     fast_path: bool = False  # cache the frozen trunk's outputs
-    mixed_precision: bool = False
+    mixed_precision: bool = False  # bfloat16 on CPUs, float16 on GPUs
+    jit_compile: bool = False  # XLA
     seed: int = 42
     # evaluation
     bootstrap_resamples: int = 1000
@@ -121,6 +123,12 @@ def _validated(p: Profile) -> Profile:
         raise ConfigError(f"profile {p.name!r}: split must be 'paper' or 'grouped'")
     if abs(sum(p.split_fractions) - 1.0) > 1e-9 or len(p.split_fractions) != 3:
         raise ConfigError(f"profile {p.name!r}: split_fractions must be 3 numbers summing to 1")
+    if p.trainable_from not in ("paper", "all"):
+        raise ConfigError(f"profile {p.name!r}: trainable_from must be 'paper' or 'all'")
+    if p.fast_path and p.trainable_from != "paper":
+        raise ConfigError(
+            f"profile {p.name!r}: fast_path needs the frozen trunk (trainable_from='paper')"
+        )
     if p.image_size < 32:
         raise ConfigError(f"profile {p.name!r}: image_size must be at least 32 (ResNet50V2)")
     for name in ("batch_size", "max_epochs", "phantoms_per_class", "bootstrap_resamples"):

@@ -72,23 +72,48 @@ def _one_hot(y: tf.Tensor) -> tf.Tensor:
     return tf.one_hot(y, len(CLASSES))
 
 
+def _model_inputs(x: tf.Tensor, y: tf.Tensor):
+    return preprocess(x), _one_hot(y)
+
+
+def flip_decision(seed: int, epoch: int, index: tf.Tensor) -> tf.Tensor:
+    """Whether training image ``index`` of ``epoch`` is mirrored: a fair coin from the seeds."""
+    key = tf.stack([tf.constant(seed * 1_000_003 + epoch, tf.int64), tf.cast(index, tf.int64)])
+    return tf.random.stateless_uniform([], seed=key) < 0.5
+
+
 def epoch_dataset(
-    cached: tf.data.Dataset, n: int, batch_size: int, seed: int, epoch: int, augment: bool = True
+    cached: tf.data.Dataset,
+    n: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    augment: bool = True,
+    features: bool = False,
 ) -> tf.data.Dataset:
-    """One training epoch: shuffled and flipped with seeds from ``(seed, epoch)``."""
+    """One training epoch, shuffled and flipped with seeds from ``(seed, epoch)`` only.
+
+    ``cached`` yields ``(uint8 image, label)``; or, with ``features=True``,
+    ``(trunk output, trunk output of the mirrored image, label)`` (the fast
+    path), where a flip selects the second. The shuffle order and the flip of
+    each position are the same in both cases, so the two paths see the same
+    epoch.
+    """
     ds = cached.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
-    if augment:
-        key = tf.constant([seed, epoch], tf.int64)
 
-        def flip(i, xy):
-            x, y = xy
-            s = tf.stack([key[0] * 1_000_003 + key[1], tf.cast(i, tf.int64)])
-            return tf.image.stateless_random_flip_left_right(x, seed=s), y
+    def select(i, element):
+        flip = flip_decision(seed, epoch, i) if augment else tf.constant(False)
+        if features:
+            f, f_flip, y = element
+            return tf.where(flip, f_flip, f), y
+        x, y = element
+        return tf.cond(flip, lambda: tf.reverse(x, axis=[1]), lambda: x), y
 
-        ds = ds.enumerate().map(flip, num_parallel_calls=AUTOTUNE)
-    return ds.batch(batch_size).map(
-        lambda x, y: (preprocess(x), _one_hot(y)), num_parallel_calls=AUTOTUNE
-    )
+    def features_inputs(x, y):
+        return x, _one_hot(y)
+
+    ds = ds.enumerate().map(select, num_parallel_calls=AUTOTUNE).batch(batch_size)
+    return ds.map(features_inputs if features else _model_inputs, num_parallel_calls=AUTOTUNE)
 
 
 def training_stream(
@@ -99,20 +124,23 @@ def training_stream(
     start_epoch: int,
     end_epoch: int,
     augment: bool = True,
+    features: bool = False,
 ) -> tuple[tf.data.Dataset, int]:
     """Epochs ``start_epoch .. end_epoch-1`` back to back, and the steps per epoch."""
     if start_epoch >= end_epoch:
         raise ValueError("start_epoch must be below end_epoch")
-    ds = epoch_dataset(cached, n, batch_size, seed, start_epoch, augment)
-    for e in range(start_epoch + 1, end_epoch):
-        ds = ds.concatenate(epoch_dataset(cached, n, batch_size, seed, e, augment))
+    epochs = [
+        epoch_dataset(cached, n, batch_size, seed, e, augment, features)
+        for e in range(start_epoch, end_epoch)
+    ]
+    ds = epochs[0]
+    for more in epochs[1:]:
+        ds = ds.concatenate(more)
     return ds.prefetch(AUTOTUNE), math.ceil(n / batch_size)
 
 
 def eval_batches(cached: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
     """Unshuffled, unaugmented batches for validation, testing and prediction."""
     return (
-        cached.batch(batch_size)
-        .map(lambda x, y: (preprocess(x), _one_hot(y)), num_parallel_calls=AUTOTUNE)
-        .prefetch(AUTOTUNE)
+        cached.batch(batch_size).map(_model_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
     )

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import numpy as np
 from brainlib.config import CLASSES
 from brainlib.data.audit import DEFAULT_MAX_DISTANCE, DuplicateIndex, index_duplicates
 from brainlib.data.layout import DataError, ImageRecord
+from brainlib.fileio import atomic_write_text
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 CSV_FIELDS = ("path", "class", "sha256", "split")
@@ -138,21 +137,6 @@ def split_csv_text(records: Sequence[ImageRecord], assignment: dict[str, str]) -
     writer.writeheader()
     writer.writerows(split_rows(records, assignment))
     return buf.getvalue()
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_split_csv(path: str | Path, records, assignment) -> Path:
