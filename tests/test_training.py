@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from brainlib.config import load_profile  # noqa: E402
-from brainlib.training import RunError, load_trained_model, train  # noqa: E402
+from brainlib.config import load_profile
+from brainlib.training import RunError, load_trained_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
