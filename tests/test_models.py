@@ -154,7 +154,7 @@ def test_backbone_weights_from_a_file(tmp_path, layout):
     with pytest.raises(WeightsError, match="does not exist"):
         build_model("base", weights=str(tmp_path / "nope.h5"), input_shape=(32, 32, 3))
     (tmp_path / "junk.weights.h5").write_bytes(b"junk")
-    with pytest.raises(WeightsError, match="junk.weights.h5"):
+    with pytest.raises(WeightsError, match=r"junk\.weights\.h5"):
         build_model("base", weights=str(tmp_path / "junk.weights.h5"), input_shape=(32, 32, 3))
 
 
