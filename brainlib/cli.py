@@ -1,6 +1,6 @@
 """The ``brainlib`` command line (also ``python -m brainlib``).
 
-Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``phantoms``,
+Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``run``, ``phantoms``,
 ``manifest``. Each data command takes a folder in the Kaggle layout, or none
 to use the profile's data (phantoms for ``demo``/``smoke``;
 ``$BRAINLIB_DATA_DIR`` or a Kaggle download for ``paper``).
@@ -165,6 +165,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from brainlib.pipeline import PipelineError, run
+
+    overrides = parse_overrides(args.set)
+    load_profile(args.profile, **overrides)  # fail early on a bad profile or field
+    try:
+        html = run(
+            args.profile,
+            root=args.root,
+            data_dir=args.data_dir,
+            weights=args.weights,
+            overrides=overrides,
+            book=not args.no_book,
+        )
+    except PipelineError as err:
+        print(f"brainlib run: {err}", file=sys.stderr)
+        return 1
+    if html:
+        print(f"book: {html / 'index.html'}")
+    return 0
+
+
 def cmd_phantoms(args) -> int:
     from brainlib.data.phantoms import write_phantoms
 
@@ -230,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-data-mismatch", action="store_true")
     p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="execute the notebooks (papermill) and build the book")
+    p.add_argument("--profile", default=DEFAULT_PROFILE)
+    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
+    p.add_argument("--weights", default=None, help="backbone weights: imagenet, none or a file")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field")
+    p.add_argument("--root", default=".", help="project root (default: .)")
+    p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("phantoms", help="write the synthetic phantom dataset")
     p.add_argument("out")

@@ -75,13 +75,19 @@ class RunError(RuntimeError):
 # ----------------------------------------------------------------------------- set-up
 
 
-def set_determinism(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow/Keras, and make TensorFlow ops deterministic."""
+def set_determinism(seed: int, ops: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow/Keras; make TensorFlow ops deterministic.
+
+    Op determinism and XLA exclude each other in Keras (it silently drops
+    ``jit_compile``), so a profile with ``jit_compile`` passes ``ops=False``
+    and its run.json says ``"deterministic": false``.
+    """
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)  # random, numpy, tensorflow, keras
-    tf.config.experimental.enable_op_determinism()
+    if ops:
+        tf.config.experimental.enable_op_determinism()
 
 
 def precision_policy(mixed: bool) -> str:
@@ -411,7 +417,7 @@ def train(
     }
     old = _check_existing(folder, meta)
     if old and old.get("status") == "complete":
-        return RunResult(folder, _read_history(folder), len(_read_history(folder)), None)
+        return RunResult(folder, read_history_rows(folder), len(read_history_rows(folder)), None)
 
     # the split: written once, checked on resume
     assignment = make_split(
@@ -436,6 +442,7 @@ def train(
         "versions": package_versions(),
         "device": device_info(),
         "precision_policy": precision_policy(profile.mixed_precision),
+        "deterministic": not profile.jit_compile,
         "started": (old or {}).get("started", _now()),
         "command": sys.argv,
     }
@@ -448,7 +455,7 @@ def train(
 
     try:
         keras.backend.clear_session()
-        set_determinism(seed)
+        set_determinism(seed, ops=not profile.jit_compile)
         model = build_for_profile(profile, variant, weights)
         train_recs, val_recs = _split_records(dataset.records, assignment)
         size = profile.image_size
@@ -561,7 +568,7 @@ def train(
         log_file.close()
 
 
-def _read_history(folder: Path) -> list[dict]:
+def read_history_rows(folder: Path) -> list[dict]:
     path = folder / "history.csv"
     if not path.is_file():
         raise RunError(f"{folder} has no history.csv")
@@ -570,6 +577,29 @@ def _read_history(folder: Path) -> list[dict]:
             {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()}
             for row in csv.DictReader(fh)
         ]
+
+
+def read_history(folder: str | Path):
+    """``history.csv`` of a run folder as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame(read_history_rows(Path(folder)))
+
+
+def run_folders(runs_root: str | Path, profile: Profile, seeds=None) -> dict[str, list[Path]]:
+    """Completed run folders of ``profile`` per variant (all seeds, or ``seeds``)."""
+    out: dict[str, list[Path]] = {}
+    base = Path(runs_root) / profile.name
+    for variant in ("se", "base"):
+        found = []
+        for folder in sorted(base.glob(f"{variant}-{profile.split}-seed*")):
+            meta = folder / "run.json"
+            if meta.is_file() and read_json(meta).get("status") == "complete":
+                seed = int(folder.name.rsplit("seed", 1)[1])
+                if seeds is None or seed in seeds:
+                    found.append(folder)
+        out[variant] = found
+    return out
 
 
 def load_trained_model(folder: str | Path, which: str = "best"):

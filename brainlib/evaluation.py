@@ -1,0 +1,354 @@
+"""Evaluation of a run folder on its test split: predictions, Tables 1-2, bootstrap CIs.
+
+The per-class "Accuracy" column of the paper's Tables 1-2
+----------------------------------------------------------
+The paper does not define it. Three readings are possible: recall (the share
+of a class's images classified correctly), one-vs-rest accuracy (the share of
+*all* test images correctly called "this class" or "not this class"), or
+something else. The paper's own numbers decide (:func:`accuracy_column_evidence`):
+
+- in all 8 rows of the two tables the column equals the F1 score to two
+  decimals (e.g. base glioma: recall 0.87, F1 0.92, "accuracy" 0.92);
+- it differs from recall in 6 of 8 rows;
+- one-vs-rest accuracy, reconstructed from each row's precision and recall
+  and the implied test counts, is above the column in 7 of 8 rows and far
+  above it for the base model's tumour classes (glioma 0.954 against 0.92,
+  meningioma 0.933 against 0.89, pituitary 0.957 against 0.93).
+
+So the column is the F1 score, and :func:`per_class_table` computes it so
+(``accuracy`` = F1), and also reports ``recall`` and ``ovr_accuracy`` beside it.
+The overall row's accuracy is the ordinary accuracy (correct / all).
+
+AUC: per class one-vs-rest. Overall: the macro average of the per-class AUCs
+(``auc``, which is what a reader would compute from the table) and the micro
+average (``auc_micro``, pooling all one-vs-rest decisions); both are shown.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from brainlib.config import CLASSES
+from brainlib.fileio import atomic_write_json, atomic_write_text, read_json
+
+PREDICTIONS = "predictions.csv"
+METRICS_FILE = "metrics.json"
+PROB_COLUMNS = tuple(f"p_{c}" for c in CLASSES)
+TABLE_COLUMNS = ("precision", "recall", "f1", "auc", "accuracy", "ovr_accuracy", "support")
+
+
+class EvaluationError(RuntimeError):
+    """A run folder or predictions file is missing or inconsistent."""
+
+
+# ------------------------------------------------------------------------ predictions
+
+
+def _test_rows(folder: Path) -> list[dict]:
+    from brainlib.data.splits import read_split_csv
+
+    path = folder / "split.csv"
+    if not path.is_file():
+        raise EvaluationError(f"{folder}: no split.csv (not a run folder, or an unfinished one)")
+    rows = [r for r in read_split_csv(path) if r["split"] == "test"]
+    if not rows:
+        raise EvaluationError(f"{path}: no test images")
+    return rows
+
+
+def predict_run(
+    folder: str | Path, data_dir: str | Path | None = None, batch_size: int = 32, force=False
+):
+    """Predicted probabilities of the run's best model on its test split.
+
+    Saved once to ``predictions.csv`` (path, class, one probability column per
+    class, predicted class) and read back on later calls. Images are looked up
+    under ``data_dir`` (default: the run's ``data_root``) and checked against
+    the split's sha256, so predictions never come from other data.
+    """
+    import pandas as pd
+
+    from brainlib.data.layout import sha256_file
+    from brainlib.data.pipeline import eval_batches, image_dataset
+    from brainlib.training import load_trained_model
+
+    folder = Path(folder)
+    out = folder / PREDICTIONS
+    if out.is_file() and not force:
+        return read_predictions(folder)
+    meta_path = folder / "run.json"
+    if not meta_path.is_file():
+        raise EvaluationError(f"{folder} is not a run folder (no run.json)")
+    meta = read_json(meta_path)
+    if meta.get("status") != "complete":
+        raise EvaluationError(f"{folder}: the run is not complete (status {meta.get('status')!r})")
+    root = Path(data_dir) if data_dir else Path(meta["data_root"])
+    rows = _test_rows(folder)
+    problems = []
+    for r in rows:
+        path = root / r["path"]
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif sha256_file(path) != r["sha256"]:
+            problems.append(f"{path}: content differs from split.csv")
+    if problems:
+        raise EvaluationError(
+            f"test images of {folder} do not match its split.csv:\n  " + "\n  ".join(problems[:10])
+        )
+    model = load_trained_model(folder)
+    size = int(model.input.shape[1])
+    labels = [CLASSES.index(r["class"]) for r in rows]
+    cached = image_dataset([str(root / r["path"]) for r in rows], labels, size)
+    proba = model.predict(eval_batches(cached, batch_size), verbose=0).astype(np.float64)
+    frame = pd.DataFrame(proba, columns=list(PROB_COLUMNS))
+    frame.insert(0, "class", [r["class"] for r in rows])
+    frame.insert(0, "path", [r["path"] for r in rows])
+    frame["predicted"] = [CLASSES[i] for i in proba.argmax(axis=1)]
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+    return frame
+
+
+def read_predictions(folder: str | Path):
+    """``predictions.csv`` of a run folder, checked."""
+    import pandas as pd
+
+    path = Path(folder) / PREDICTIONS
+    if not path.is_file():
+        raise EvaluationError(f"{path} does not exist: run predict_run({folder!s}) first")
+    frame = pd.read_csv(path, quoting=csv.QUOTE_MINIMAL)
+    missing = [c for c in ("path", "class", *PROB_COLUMNS, "predicted") if c not in frame]
+    if missing:
+        raise EvaluationError(f"{path}: missing columns {missing}")
+    unknown = sorted(set(frame["class"]) - set(CLASSES))
+    if unknown:
+        raise EvaluationError(f"{path}: unknown classes {unknown}")
+    sums = frame[list(PROB_COLUMNS)].sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        bad = frame.loc[~np.isclose(sums, 1.0, atol=1e-3), "path"].iloc[0]
+        raise EvaluationError(f"{path}: probabilities of {bad} do not sum to 1")
+    return frame
+
+
+def labels_and_proba(frame) -> tuple[np.ndarray, np.ndarray]:
+    y = np.array([CLASSES.index(c) for c in frame["class"]])
+    return y, frame[list(PROB_COLUMNS)].to_numpy(dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def per_class_table(y_true, proba):
+    """Tables 1-2 layout: one row per class and ``overall``.
+
+    Columns: precision, recall, f1, auc (one-vs-rest), accuracy (the paper's
+    column, = F1; see the module docstring), ovr_accuracy, support. The
+    overall row holds macro averages of precision/recall/F1, the macro AUC,
+    the accuracy (correct / all) and, in ``auc_micro``, the micro AUC.
+    """
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+    y = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    pred = proba.argmax(axis=1)
+    labels = list(range(len(CLASSES)))
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    onehot = np.eye(len(CLASSES))[y]
+    rows = {}
+    aucs = []
+    for k, cls in enumerate(CLASSES):
+        present = 0 < onehot[:, k].sum() < len(y)
+        auc = roc_auc_score(onehot[:, k], proba[:, k]) if present else np.nan
+        aucs.append(auc)
+        ovr = float(np.mean((pred == k) == (y == k)))
+        rows[cls] = {
+            "precision": p[k],
+            "recall": r[k],
+            "f1": f[k],
+            "auc": auc,
+            "accuracy": f[k],
+            "ovr_accuracy": ovr,
+            "support": int(s[k]),
+        }
+    micro = (
+        roc_auc_score(onehot.ravel(), proba.ravel()) if 0 < onehot.sum() < onehot.size else np.nan
+    )
+    rows["overall"] = {
+        "precision": float(np.mean(p)),
+        "recall": float(np.mean(r)),
+        "f1": float(np.mean(f)),
+        "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else np.nan,
+        "accuracy": accuracy_score(y, pred),
+        "ovr_accuracy": np.nan,
+        "support": len(y),
+        "auc_micro": micro,
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table[[*TABLE_COLUMNS, "auc_micro"]]
+
+
+def confusion(y_true, proba, normalize: str | None = None) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+
+    pred = np.asarray(proba).argmax(axis=1)
+    return confusion_matrix(y_true, pred, labels=list(range(len(CLASSES))), normalize=normalize)
+
+
+def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level: float = 0.95):
+    """Percentile bootstrap CIs over the test images for every cell of :func:`per_class_table`.
+
+    Resamples images with replacement (seeded: the same seed gives the same
+    intervals). Returns ``(low, high)`` DataFrames shaped like the table.
+    """
+    import pandas as pd
+
+    y = np.asarray(y_true)
+    proba = np.asarray(proba)
+    rng = np.random.default_rng(seed)
+    tables = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, len(y), len(y))
+        tables.append(per_class_table(y[idx], proba[idx]).to_numpy(dtype=np.float64))
+    stack = np.stack(tables)
+    template = per_class_table(y, proba)
+    alpha = (1 - level) / 2
+    with np.errstate(all="ignore"):
+        low = np.nanquantile(stack, alpha, axis=0)
+        high = np.nanquantile(stack, 1 - alpha, axis=0)
+    lo = pd.DataFrame(low, index=template.index, columns=template.columns)
+    hi = pd.DataFrame(high, index=template.index, columns=template.columns)
+    return lo, hi
+
+
+def side_by_side(ours, variant: str, metrics=("precision", "recall", "f1", "auc", "accuracy")):
+    """Paper, replication and difference for each metric: columns (metric, source)."""
+    import pandas as pd
+
+    from brainlib.paper import table as paper_table
+
+    paper = paper_table(variant)
+    frames = {}
+    for m in metrics:
+        frames[(m, "paper")] = paper[m].astype(float)
+        frames[(m, "replication")] = ours[m].astype(float).round(3)
+        frames[(m, "difference")] = (ours[m].astype(float) - paper[m].astype(float)).round(3)
+    out = pd.DataFrame(frames)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def accuracy_column_evidence():
+    """Is the paper's per-class "Accuracy" recall, F1 or one-vs-rest accuracy?
+
+    For every row of Tables 1-2: the column, recall, F1, and the one-vs-rest
+    accuracy reconstructed from precision, recall and the implied test counts
+    (TP = recall x n, FP = TP / precision - TP, FN = n - TP, over N = 309).
+    """
+    import pandas as pd
+
+    from brainlib.paper import implied_test_counts, reported
+
+    counts = implied_test_counts()
+    total = sum(counts.values())
+    rows = []
+    for variant in ("se", "base"):
+        for cls in CLASSES:
+            row = reported()[variant][cls]
+            n = counts[cls]
+            tp = row["recall"] * n
+            fp = tp / row["precision"] - tp if row["precision"] > 0 else 0.0
+            fn = n - tp
+            rows.append(
+                {
+                    "model": variant,
+                    "class": cls,
+                    "accuracy_column": row["accuracy"],
+                    "recall": row["recall"],
+                    "f1": row["f1"],
+                    "ovr_accuracy_reconstructed": round((total - fp - fn) / total, 3),
+                    "equals_f1": row["accuracy"] == row["f1"],
+                    "equals_recall": row["accuracy"] == row["recall"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def paired_predictions(folder_a: str | Path, folder_b: str | Path):
+    """``(y, pred_a, pred_b)`` of two runs scored on the same test images, in one order."""
+    a, b = read_predictions(folder_a), read_predictions(folder_b)
+    if list(a["path"]) != list(b["path"]):
+        raise EvaluationError(
+            f"{folder_a} and {folder_b} were tested on different images (different splits?)"
+        )
+    y, pa = labels_and_proba(a)
+    _, pb = labels_and_proba(b)
+    return y, pa.argmax(axis=1), pb.argmax(axis=1)
+
+
+def ci_table(metrics: dict, columns=("precision", "recall", "f1", "auc", "accuracy")):
+    """``value [low, high]`` strings for each cell of a run's table (from metrics.json)."""
+    import pandas as pd
+
+    rows = {}
+    for group, values in metrics["table"].items():
+        rows[group] = {
+            c: (
+                f"{values[c]:.3f} [{metrics['ci_low'][group][c]:.3f}, "
+                f"{metrics['ci_high'][group][c]:.3f}]"
+                if values.get(c) is not None
+                else "n/a"
+            )
+            for c in columns
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def evaluate_run(
+    folder: str | Path,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    data_dir: str | Path | None = None,
+) -> dict:
+    """Predictions, the table, its bootstrap CIs and the confusion matrix -> ``metrics.json``."""
+    folder = Path(folder)
+    frame = predict_run(folder, data_dir=data_dir)
+    y, proba = labels_and_proba(frame)
+    table = per_class_table(y, proba)
+    low, high = bootstrap_table(y, proba, n_resamples, seed)
+    meta = read_json(folder / "run.json")
+
+    def clean(df):
+        return json.loads(df.to_json(orient="index"))
+
+    result = {
+        "variant": meta["variant"],
+        "seed": meta["seed"],
+        "profile": meta["profile"]["name"],
+        "split": meta["profile"]["split"],
+        "n_test": len(y),
+        "accuracy": float(table.loc["overall", "accuracy"]),
+        "auc_macro": float(table.loc["overall", "auc"]),
+        "auc_micro": float(table.loc["overall", "auc_micro"]),
+        "table": clean(table),
+        "ci_low": clean(low),
+        "ci_high": clean(high),
+        "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
+        "confusion_matrix": confusion(y, proba).tolist(),
+        "classes": list(CLASSES),
+    }
+    atomic_write_json(folder / METRICS_FILE, result)
+    return result
+
+
+def read_metrics(folder: str | Path) -> dict:
+    path = Path(folder) / METRICS_FILE
+    if not path.is_file():
+        raise EvaluationError(f"{path} does not exist: run evaluate_run({folder!s}) first")
+    return read_json(path)

@@ -1,0 +1,208 @@
+"""Grad-CAM and Grad-CAM++ heatmaps (tf-keras-vis) and their localisation on phantoms.
+
+Heatmaps are taken at the backbone's last feature map, ``post_relu`` (7x7 at
+224), for the predicted class, with the softmax replaced by a linear output
+(``ReplaceToLinear``, as tf-keras-vis recommends), and upsampled to the image.
+
+On the phantom data the lesion masks are known, so localisation can be
+scored instead of eyeballed:
+
+- *energy in mask*: the share of the heatmap's total mass inside the lesion
+  mask (a heatmap spread evenly scores the mask's area fraction);
+- *pointing game* (Zhang et al., 2018): whether the heatmap's maximum falls
+  inside the mask, dilated by ``tolerance`` pixels.
+
+:func:`random_baseline` gives both scores for random smooth heatmaps on the
+same masks; a model that looks at the lesion must beat it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from brainlib.config import CLASSES
+
+LAYER = "post_relu"
+METHODS = ("gradcam", "gradcam++")
+
+
+def heatmaps(
+    model,
+    images_uint8: np.ndarray,
+    class_indices: Sequence[int],
+    method: str = "gradcam",
+    layer: str = LAYER,
+) -> np.ndarray:
+    """Heatmaps (N x H x W, each scaled to [0, 1]) for ``class_indices``."""
+    import tensorflow as tf
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from brainlib.data.pipeline import preprocess
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}")
+    try:
+        model.get_layer(layer)
+    except ValueError as err:
+        raise ValueError(f"model {model.name} has no layer {layer!r} for Grad-CAM") from err
+    cls = Gradcam if method == "gradcam" else GradcamPlusPlus
+    explainer = cls(model, model_modifier=ReplaceToLinear(), clone=True)
+    x = preprocess(tf.convert_to_tensor(images_uint8)).numpy()
+    cams = explainer(
+        CategoricalScore(list(map(int, class_indices))),
+        x,
+        penultimate_layer=layer,
+        normalize_cam=False,
+        expand_cam=True,
+    )
+    cams = np.maximum(np.asarray(cams, dtype=np.float64), 0)
+    peak = cams.reshape(len(cams), -1).max(axis=1).reshape(-1, 1, 1)
+    return np.divide(cams, peak, out=np.zeros_like(cams), where=peak > 0)
+
+
+def energy_in_mask(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the heatmap's mass inside ``mask`` (NaN for an empty heatmap)."""
+    total = float(cam.sum())
+    return float(cam[mask].sum()) / total if total > 0 else float("nan")
+
+
+def pointing_hit(cam: np.ndarray, mask: np.ndarray, tolerance: int = 2) -> bool:
+    """Whether the heatmap's maximum lies in ``mask`` dilated by ``tolerance`` pixels."""
+    region = ndimage.binary_dilation(mask, iterations=tolerance) if tolerance else mask
+    y, x = np.unravel_index(int(np.argmax(cam)), cam.shape)
+    return bool(region[y, x])
+
+
+def random_baseline(masks: Sequence[np.ndarray], seed: int = 0, repeats: int = 20,
+                    sigma: float = 4.0, tolerance: int = 2) -> dict:  # fmt: skip
+    """Mean energy-in-mask and pointing-game hit rate of random smooth heatmaps."""
+    rng = np.random.default_rng(seed)
+    energy, hits = [], []
+    for mask in masks:
+        for _ in range(repeats):
+            cam = ndimage.gaussian_filter(rng.random(mask.shape), sigma)
+            cam = cam - cam.min()
+            energy.append(energy_in_mask(cam, mask))
+            hits.append(pointing_hit(cam, mask, tolerance))
+    return {"energy_in_mask": float(np.mean(energy)), "pointing_game": float(np.mean(hits))}
+
+
+def resized_masks(paths: Sequence[str], size: int) -> np.ndarray:
+    """Phantom lesion masks, padded and resized exactly as their images are."""
+    import tensorflow as tf
+
+    from brainlib.data.phantoms import load_mask
+
+    out = []
+    for p in paths:
+        m = load_mask(p).astype(np.float32)[..., None]
+        r = tf.image.resize_with_pad(m, size, size, method="bilinear").numpy()[..., 0]
+        out.append(r > 0.5)
+    return np.stack(out)
+
+
+def localisation_scores(model, images_uint8, masks, class_indices, tolerance: int = 2):
+    """Per image and method: energy in mask and pointing-game hit (lesion images only)."""
+    import pandas as pd
+
+    rows = []
+    keep = [i for i, m in enumerate(masks) if m.any()]
+    for method in METHODS:
+        cams = heatmaps(model, images_uint8[keep], [class_indices[i] for i in keep], method)
+        for j, i in enumerate(keep):
+            rows.append(
+                {
+                    "image": i,
+                    "method": method,
+                    "energy_in_mask": energy_in_mask(cams[j], masks[i]),
+                    "pointing_hit": pointing_hit(cams[j], masks[i], tolerance),
+                    "mask_fraction": float(masks[i].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def pick_gallery(frame, per_class: int = 1, seed: int = 0) -> list[int]:
+    """Row indices of ``predictions`` to show: per class, correct and (if any) wrong ones."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in CLASSES:
+        for correct in (True, False):
+            rows = frame.index[(frame["class"] == cls) & ((frame["predicted"] == cls) == correct)]
+            if len(rows):
+                chosen.extend(rng.choice(rows, size=min(per_class, len(rows)), replace=False))
+    return [int(i) for i in chosen]
+
+
+def load_images(paths: Sequence[str], size: int) -> np.ndarray:
+    """Images as the model sees them before scaling: padded, resized uint8 (N x size x size x 3)."""
+    import tensorflow as tf
+
+    from brainlib.data.pipeline import load_image
+
+    return np.stack([load_image(tf.constant(str(p)), size).numpy() for p in paths])
+
+
+def gallery_items(model, frame, root, indices: Sequence[int], with_masks: bool = False) -> list:
+    """Items for :func:`brainlib.plots.gradcam_figure`: image, both heatmaps, caption, mask."""
+    from pathlib import Path
+
+    size = int(model.input.shape[1])
+    rows = frame.loc[list(indices)]
+    paths = [str(Path(root) / p) for p in rows["path"]]
+    images = load_images(paths, size)
+    predicted = [CLASSES.index(c) for c in rows["predicted"]]
+    cams = {m: heatmaps(model, images, predicted, m) for m in METHODS}
+    masks = resized_masks(paths, size) if with_masks else [None] * len(paths)
+    items = []
+    for j, (_, row) in enumerate(rows.iterrows()):
+        mark = "correct" if row["class"] == row["predicted"] else "WRONG"
+        items.append(
+            {
+                "image": images[j],
+                "gradcam": cams["gradcam"][j],
+                "gradcam++": cams["gradcam++"][j],
+                "mask": masks[j],
+                "caption": f"{row['class']} -> {row['predicted']} ({mark})",
+            }
+        )
+    return items
+
+
+def localisation_summary(model, frame, root, tolerance: int = 2, seed: int = 0):
+    """Energy in mask and pointing game of the model's heatmaps against random heatmaps.
+
+    Uses every test image with a lesion (phantom data only: needs the masks).
+    One row per method plus ``random``; columns ``energy_in_mask``,
+    ``pointing_game`` and ``images``.
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    size = int(model.input.shape[1])
+    rows = frame[frame["class"] != "normal"]
+    paths = [str(Path(root) / p) for p in rows["path"]]
+    images = load_images(paths, size)
+    masks = resized_masks(paths, size)
+    predicted = [CLASSES.index(c) for c in rows["predicted"]]
+    scores = localisation_scores(model, images, masks, predicted, tolerance)
+    summary = scores.groupby("method").agg(
+        energy_in_mask=("energy_in_mask", "mean"),
+        pointing_game=("pointing_hit", "mean"),
+        images=("image", "count"),
+    )
+    base = random_baseline([m for m in masks if m.any()], seed=seed, tolerance=tolerance)
+    summary.loc["random"] = [
+        base["energy_in_mask"],
+        base["pointing_game"],
+        int(masks.any(axis=(1, 2)).sum()),
+    ]
+    summary["mask_area_fraction"] = float(np.mean([m.mean() for m in masks if m.any()]))
+    return pd.DataFrame(summary)

@@ -1,0 +1,264 @@
+"""The one workflow: execute the notebooks with papermill, then build the book.
+
+``brainlib run --profile NAME`` (and ``make book PROFILE=NAME``):
+
+1. converts each ``notebooks/NN_*.py`` (jupytext py:percent, the source) to a
+   notebook and executes it with papermill, in dependency order, into
+   ``_build/<profile>/notebooks/``; the parameters cell receives the profile,
+   the data folder, the run folder root and the weights;
+2. skips a step whose notebook, parameters, data (manifest hash), package
+   code and upstream steps are unchanged since its last successful execution
+   (a cache key stored beside the executed notebook);
+3. stops at the first failing notebook: prints its name, the failing cell and
+   the error, leaves the executed notebook for inspection and exits non-zero;
+4. builds the Jupyter Book (``jupyter-book build -W``, warnings are errors)
+   from the executed notebooks, with a banner naming the profile and the data
+   on every page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from brainlib.config import Profile, load_profile
+from brainlib.fileio import atomic_write_text
+
+NOTEBOOKS = (
+    "01_data",
+    "02_model",
+    "03_training",
+    "04_evaluation",
+    "05_statistics",
+    "06_gradcam",
+)
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed or the project layout is incomplete."""
+
+
+@dataclass
+class StepResult:
+    name: str
+    executed: bool  # False: taken from the cache
+    path: Path
+    seconds: float = 0.0
+
+
+def package_hash() -> str:
+    """sha256 over brainlib's source and data files (a change re-runs every step)."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*")):
+        if (
+            path.is_file()
+            and path.suffix in (".py", ".toml", ".csv")
+            and "__pycache__" not in path.parts
+        ):
+            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def step_key(source: str, parameters: dict, data_hash: str, upstream: str) -> str:
+    blob = json.dumps(
+        {"source": source, "parameters": parameters, "data": data_hash, "package": package_hash(),
+         "upstream": upstream},
+        sort_keys=True,
+    )  # fmt: skip
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def to_notebook(py_path: Path):
+    """The jupytext py:percent source as an nbformat notebook (with a python3 kernelspec)."""
+    import jupytext
+
+    nb = jupytext.read(py_path, fmt="py:percent")
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def _describe_failure(name: str, err, executed: Path) -> str:
+    cell = getattr(err, "cell_index", "?")
+    count = getattr(err, "exec_count", None)
+    source = (getattr(err, "source", "") or "").strip()
+    first = "\n".join(source.splitlines()[:6])
+    ename, evalue = getattr(err, "ename", type(err).__name__), getattr(err, "evalue", str(err))
+    return (
+        f"notebook {name} failed in cell {cell}"
+        + (f" (execution count {count})" if count else "")
+        + f":\n{first}\n{ename}: {evalue}\nexecuted notebook left for inspection: {executed}"
+    )
+
+
+def execute_notebooks(
+    profile: Profile,
+    root: Path,
+    data_dir: str | None = None,
+    weights: str | None = None,
+    overrides: dict | None = None,
+    build_dir: Path | None = None,
+    names: tuple[str, ...] = NOTEBOOKS,
+    log=print,
+) -> list[StepResult]:
+    """Execute the notebooks in order, skipping unchanged steps (see the module docstring)."""
+    import time
+
+    import nbformat
+    import papermill
+
+    from brainlib.data import load_dataset
+
+    build = build_dir or root / "_build" / profile.name
+    out_dir = build / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_hash = load_dataset(profile, data_dir, allow_mismatch=True).manifest_sha256
+    parameters = {
+        "profile": profile.name,
+        "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+        "runs_dir": str((build / "runs").resolve()),
+        "weights": weights,
+        "overrides": overrides or {},
+    }
+    # the kernels inherit this environment: no TensorFlow or Python warnings in the pages
+    env_backup = {k: os.environ.get(k) for k in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")}
+    os.environ.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    results: list[StepResult] = []
+    upstream = ""
+    try:
+        for name in names:
+            source_path = root / "notebooks" / f"{name}.py"
+            if not source_path.is_file():
+                raise PipelineError(f"missing notebook source {source_path}")
+            source = source_path.read_text(encoding="utf-8")
+            key = step_key(source, parameters, data_hash, upstream)
+            executed = out_dir / f"{name}.ipynb"
+            key_file = out_dir / f"{name}.key"
+            if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
+                log(f"[cached]   {name}")
+                results.append(StepResult(name, False, executed))
+                upstream = key
+                continue
+            key_file.unlink(missing_ok=True)
+            staged = out_dir / f"{name}.input.ipynb"
+            nbformat.write(to_notebook(source_path), staged)
+            log(f"[running]  {name} ...")
+            t0 = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(staged),
+                    str(executed),
+                    parameters=parameters,
+                    kernel_name="python3",
+                    cwd=str(root / "notebooks"),
+                    progress_bar=False,
+                    log_output=False,
+                )
+            except papermill.PapermillExecutionError as err:
+                raise PipelineError(_describe_failure(name, err, executed)) from err
+            finally:
+                staged.unlink(missing_ok=True)
+            seconds = time.perf_counter() - t0
+            atomic_write_text(key_file, key + "\n")
+            log(f"[done]     {name} in {seconds:.1f} s")
+            results.append(StepResult(name, True, executed, seconds))
+            upstream = key
+    finally:
+        for k, v in env_backup.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return results
+
+
+def banner(profile: Profile, data_dir: str | None) -> str:
+    """The text shown on every page of the book."""
+    if profile.dataset == "phantoms":
+        data = (f"synthetic phantoms ({profile.phantoms_per_class} per class, "
+                f"{profile.phantom_size} px, seed {profile.seed})")  # fmt: skip
+        note = "a demonstration of the pipeline, not the replication's result"
+    else:
+        data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"
+        note = f"weights: {profile.weights}, {profile.image_size} px"
+    return f"Built with profile <b>{profile.name}</b> on {data}: {note}."
+
+
+def build_book(
+    root: Path,
+    profile: Profile,
+    executed: list[StepResult],
+    data_dir: str | None,
+    runs_dir: Path,
+    log=print,
+) -> Path:
+    """Stage the book (pages, executed notebooks, results page) and run ``jupyter-book build -W``.
+
+    The staged copy mirrors the project (``book/``, ``notebooks/NN.ipynb``), so
+    the Binder and Colab buttons of each chapter open the repository's own
+    notebook of the same path.
+    """
+    from brainlib.report import results_markdown
+
+    build = root / "_build" / profile.name
+    site = build / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(root / "book", site / "book")
+    (site / "notebooks").mkdir()
+    for step in executed:
+        shutil.copyfile(step.path, site / "notebooks" / f"{step.name}.ipynb")
+    body = results_markdown(runs_dir, profile, site / "book" / "figures")
+    (site / "book" / "_results_body.md").write_text(body, encoding="utf-8")
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(profile, data_dir)
+    (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    shutil.copyfile(root / "_toc.yml", site / "_toc.yml")
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe), "build", str(site), "--path-output", str(build), "-W", "-n", "--keep-going"]
+    log("[book]     jupyter-book build -W (warnings are errors)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(cmd, cwd=site, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise PipelineError(f"jupyter-book build failed (exit {proc.returncode}):\n{tail}")
+    html = build / "_build" / "html"
+    log(f"[book]     {html / 'index.html'}")
+    return html
+
+
+def run(
+    profile_name: str,
+    root: str | Path = ".",
+    data_dir: str | None = None,
+    weights: str | None = None,
+    overrides: dict | None = None,
+    book: bool = True,
+    log=print,
+) -> Path | None:
+    """Execute every notebook, then build the book; returns the HTML folder."""
+    root = Path(root).resolve()
+    if not (root / "notebooks").is_dir() or not (root / "_config.yml").is_file():
+        raise PipelineError(
+            f"{root} is not the brainlib project root (no notebooks/ or _config.yml)"
+        )
+    profile = load_profile(profile_name, **(overrides or {}))
+    steps = execute_notebooks(profile, root, data_dir, weights, overrides, log=log)
+    if not book:
+        return None
+    runs_dir = root / "_build" / profile.name / "runs"
+    return build_book(root, profile, steps, data_dir, runs_dir, log=log)

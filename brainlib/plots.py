@@ -1,0 +1,200 @@
+"""Figures 1-5 of the paper, from the artifacts of a run folder (seaborn / matplotlib).
+
+Figure 1: training and validation accuracy per epoch. Figure 2: loss.
+Figure 3: the train - validation accuracy gap per epoch, its final value marked.
+Figure 4: the confusion matrix (counts and row-normalised). Extra: ROC curves
+per class. Figure 5 (Grad-CAM) is drawn by :func:`gradcam_figure` from
+heatmaps computed in :mod:`brainlib.gradcam`.
+
+Every function returns the matplotlib Figure; :func:`save` writes it as PNG
+and SVG.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # headless scripts and CI; notebooks keep their inline backend
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from brainlib.config import CLASS_LABELS, CLASSES
+
+SHORT = {"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "normal": "normal",
+         "pituitary_tumor": "pituitary"}  # fmt: skip
+MODEL_LABEL = {"se": "ResNet50V2-SE", "base": "ResNet50V2 (base)"}
+
+
+def save(fig, folder: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``name.png`` and ``name.svg`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "svg"):
+        path = folder / f"{name}.{ext}"
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _history_frame(histories: Mapping[str, pd.DataFrame], a: str, b: str, names: tuple[str, str]):
+    rows = []
+    for model, h in histories.items():
+        for col, label in ((a, names[0]), (b, names[1])):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "epoch": h["epoch"],
+                        "value": h[col],
+                        "model": MODEL_LABEL.get(model, model),
+                        "curve": label,
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def _curves(histories, a, b, ylabel, title):
+    sns.set_theme(style="whitegrid", context="notebook")
+    frame = _history_frame(histories, a, b, ("training", "validation"))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=frame, x="epoch", y="value", hue="model", style="curve", marker="o",
+                 markersize=4, ax=ax)  # fmt: skip
+    ax.set(xlabel="Epoch", ylabel=ylabel, title=title)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_curves(histories: Mapping[str, pd.DataFrame]):
+    """Figure 1: training and validation accuracy per epoch, for each model."""
+    return _curves(histories, "accuracy", "val_accuracy", "Accuracy",
+                   "Figure 1. Training and validation accuracy")  # fmt: skip
+
+
+def loss_curves(histories: Mapping[str, pd.DataFrame]):
+    """Figure 2: training and validation loss per epoch, for each model."""
+    return _curves(histories, "loss", "val_loss", "Categorical cross-entropy",
+                   "Figure 2. Training and validation loss")  # fmt: skip
+
+
+def accuracy_gap(histories: Mapping[str, pd.DataFrame], paper_final_gap: float | None = None):
+    """Figure 3: training minus validation accuracy per epoch; the final value marked."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for model, h in histories.items():
+        gap = h["accuracy"] - h["val_accuracy"]
+        (line,) = ax.plot(
+            h["epoch"], gap, marker="o", markersize=4, label=MODEL_LABEL.get(model, model)
+        )
+        ax.annotate(f"{gap.iloc[-1]:.3f}", (h["epoch"].iloc[-1], gap.iloc[-1]),
+                    textcoords="offset points", xytext=(6, 4), color=line.get_color())  # fmt: skip
+        ax.scatter([h["epoch"].iloc[-1]], [gap.iloc[-1]], s=60, color=line.get_color(), zorder=3)
+    if paper_final_gap is not None:
+        ax.axhline(paper_final_gap, ls="--", color="grey", lw=1,
+                   label=f"paper's final gap ({paper_final_gap})")  # fmt: skip
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set(xlabel="Epoch", ylabel="Training - validation accuracy",
+           title="Figure 3. Training vs validation accuracy gap")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
+    """Figure 4: counts and row-normalised confusion matrix side by side."""
+    sns.set_theme(style="white", context="notebook")
+    m = np.asarray(matrix, dtype=float)
+    rows = m.sum(axis=1, keepdims=True)
+    norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    labels = [SHORT[c] for c in CLASSES]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    sns.heatmap(m.astype(int), annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0],
+                xticklabels=labels, yticklabels=labels)  # fmt: skip
+    sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=axes[1],
+                xticklabels=labels, yticklabels=labels)  # fmt: skip
+    for ax, sub in zip(axes, ("counts", "row-normalised (recall on the diagonal)"), strict=True):
+        ax.set(xlabel="Predicted class", ylabel="True class", title=sub)
+    fig.suptitle(f"Figure 4. Confusion matrix: {title}")
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(y_true, proba, title: str):
+    """ROC curve of each class (one-vs-rest) with its AUC."""
+    from sklearn.metrics import auc, roc_curve
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    y = np.asarray(y_true)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for k, cls in enumerate(CLASSES):
+        if 0 < (y == k).sum() < len(y):
+            fpr, tpr, _ = roc_curve(y == k, np.asarray(proba)[:, k])
+            ax.plot(fpr, tpr, label=f"{CLASS_LABELS[cls]} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set(xlabel="False positive rate", ylabel="True positive rate", title=f"ROC curves: {title}",
+           xlim=(0, 1), ylim=(0, 1.01))  # fmt: skip
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def gradcam_figure(gallery: Sequence[Mapping], title: str, columns=("gradcam", "gradcam++")):
+    """Figure 5: rows of (image, Grad-CAM overlay, Grad-CAM++ overlay[, mask]).
+
+    ``gallery`` items: ``image`` (HxWx3 uint8), one HxW heatmap in [0, 1] per
+    ``columns`` entry, ``caption``, and optionally ``mask`` (HxW bool).
+    """
+    n = len(gallery)
+    has_mask = any(item.get("mask") is not None for item in gallery)
+    ncols = 1 + len(columns) + int(has_mask)
+    fig, axes = plt.subplots(n, ncols, figsize=(2.4 * ncols, 2.4 * n), squeeze=False)
+    for i, item in enumerate(gallery):
+        img = np.asarray(item["image"])
+        axes[i, 0].imshow(img, cmap="gray")
+        axes[i, 0].set_title(item.get("caption", ""), fontsize=7)
+        for j, col in enumerate(columns, start=1):
+            axes[i, j].imshow(img, cmap="gray")
+            axes[i, j].imshow(item[col], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            axes[i, j].set_title(col.replace("gradcam", "Grad-CAM"), fontsize=8)
+        if has_mask:
+            axes[i, -1].imshow(img, cmap="gray")
+            if item.get("mask") is not None and np.any(item["mask"]):
+                axes[i, -1].contour(item["mask"], levels=[0.5], colors="lime", linewidths=1)
+            axes[i, -1].set_title("lesion mask", fontsize=8)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(records, per_class: int = 4, seed: int = 0):
+    """A few images of each class (rows: classes), as the dataset stores them."""
+    from brainlib.data import load_rgb
+
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(2 * per_class, 2 * len(CLASSES)),
+                             squeeze=False)  # fmt: skip
+    for i, cls in enumerate(CLASSES):
+        members = [r for r in records if r.label == cls]
+        pick = rng.choice(len(members), size=min(per_class, len(members)), replace=False)
+        for j in range(per_class):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j < len(pick):
+                ax.imshow(load_rgb(members[pick[j]].path))
+                ax.set_title(members[pick[j]].relpath.split("/")[-1], fontsize=7)
+        axes[i, 0].set_ylabel(SHORT[cls])
+    fig.suptitle("Sample images per class")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The data, its split, and its leakage
+#
+# The paper trains on the Kaggle *Brain Tumors 256x256* dataset: 3,096 MRI
+# slices in four folders (glioma, meningioma, no tumour, pituitary). It says
+# the images were "randomly shuffled and divided" 80/10/10 into training,
+# validation and test sets, resized to 224x224 "while preserving their
+# original aspect ratios", and that the training images were augmented by
+# horizontal flips.
+#
+# This chapter loads the data of the chosen profile, checks it against the
+# project's manifest, draws the split, and audits it for duplicates: an image
+# whose copy sits in the training set is not a fair test image.
+
+# %%
+# On Colab, or wherever brainlib is not installed yet, install it first.
+# The data comes with the profile: phantoms are generated, the real data is
+# downloaded with kagglehub (a Kaggle account may be needed).
+import importlib.util
+
+if importlib.util.find_spec("brainlib") is None:
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    pass
+
+# %% tags=["parameters"]
+profile = "demo"
+data_dir = None
+runs_dir = "../_build/demo/runs"
+weights = None
+overrides = {}
+
+# %%
+import pandas as pd
+
+from brainlib import config, data, paper, plots
+from brainlib.data import audit, splits
+
+P = config.load_profile(profile, **overrides)
+ds = data.load_dataset(P, data_dir, allow_mismatch=True)
+print(f"profile {P.name}: {len(ds.records)} images from {ds.root}")
+print(ds.check.summary() if ds.check else "synthetic data: no manifest to check against")
+
+# %% [markdown]
+# ## Images per class
+#
+# The paper's counts are 901 glioma, 913 meningioma, 438 normal and 844
+# pituitary images. The demo profile uses synthetic phantoms instead, the
+# same number per class.
+
+# %%
+pd.DataFrame({"images": data.class_counts(ds.records), "paper": paper.reported()["dataset"]}).drop(
+    index="total", errors="ignore"
+)
+
+# %%
+fig = plots.sample_grid(ds.records, per_class=5, seed=P.seed)
+
+# %% [markdown]
+# ## Preprocessing
+#
+# Every image is scaled to fit 224x224 (the profile's `image_size`) with its
+# aspect ratio kept and the rest padded black, then given three channels and
+# ResNet50V2's scaling to [-1, 1] (`brainlib.data.pipeline`). Training images
+# are flipped left-right at random, with a seed per epoch, so a resumed run
+# sees the same batches as an uninterrupted one.
+#
+# ## The split
+#
+# The paper's split is random. Ours is stratified by class (each class split
+# 80/10/10 on its own) with a fixed seed, which keeps the small normal class in
+# proportion; the same seed always gives the same manifest, byte for byte.
+
+# %%
+index = data.index_duplicates(ds.records, P.near_duplicate_distance)
+kinds = {
+    kind: splits.make_split(
+        ds.records, kind, P.seed, P.split_fractions, P.near_duplicate_distance, index
+    )
+    for kind in ("paper", "grouped")
+}
+pd.concat(
+    {kind: pd.DataFrame(splits.split_summary(ds.records, a)) for kind, a in kinds.items()},
+    axis=1,
+)
+
+# %% [markdown]
+# ## Leakage: duplicates inside the dataset and across the split
+#
+# *Exact duplicates* have identical decoded pixels. *Near duplicates* have
+# perceptual hashes (pHash, 64 bits) within a small Hamming distance. The
+# threshold is calibrated below: for pairs at each distance, how alike are
+# their pixels (correlation of 64x64 thumbnails)?
+
+# %%
+report = audit.audit_report(index, kinds)
+summary = pd.DataFrame(
+    {k: {m: report[k][m] for m in ("groups", "files_in_groups", "redundant_files",
+                                   "largest_group", "mixed_label_groups")}
+     for k in ("exact", "near")}
+)  # fmt: skip
+summary
+
+# %%
+pd.DataFrame(audit.distance_calibration(ds.records, index.fingerprints, max_distance=12))
+
+# %% [markdown]
+# The threshold is the largest distance whose median thumbnail correlation
+# stays at or above 0.9. How many validation and test images have a copy in
+# training, under the paper's random split and under the *grouped* split,
+# which keeps every duplicate group inside one subset?
+
+# %%
+leak = pd.DataFrame(
+    {
+        (kind, sub): report["splits"][kind][sub]
+        for kind in ("paper", "grouped")
+        for sub in ("val", "test")
+    }
+).T
+leak
+
+# %%
+pd.DataFrame(report["near"]["cross_label_examples"])
+
+# %% [markdown]
+# Near-duplicate pairs that carry *different* labels (above) are the same
+# slice filed under two tumour types: label noise that no model can get right
+# on both copies. With the paper's random split, a test image with a copy in
+# training measures memory, not generalisation; the replication chapter
+# compares the two splits.

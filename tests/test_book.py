@@ -1,0 +1,171 @@
+"""The whole flow on the smoke profile: six notebooks executed by papermill, the book built.
+
+Also: the cache, a deliberately broken notebook, the rendered HTML (Tables 1-2,
+Figures 1-5, the banner) and, where Debian's chromium is installed, a
+headless-browser check that every image on the home and results pages loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from brainlib.pipeline import NOTEBOOKS, execute_notebooks, run
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_book():
+    shutil.rmtree(ROOT / "_build" / "smoke", ignore_errors=True)
+    lines: list[str] = []
+    html = run("smoke", root=ROOT, log=lines.append)
+    return html, lines
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.tables, self.text = [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+        if tag == "table":
+            self.tables += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Collect:
+    c = _Collect()
+    c.feed(path.read_text(encoding="utf-8"))
+    return c
+
+
+def test_smoke_profile_executes_all_notebooks_and_builds_the_book(smoke_book):
+    html, lines = smoke_book
+    assert (html / "index.html").is_file()
+    for name in NOTEBOOKS:
+        assert any(line.startswith("[done]") and name in line for line in lines), name
+        page = html / "notebooks" / f"{name}.html"
+        assert page.is_file(), page
+        assert "Traceback" not in page.read_text(encoding="utf-8"), f"{name} shows an error"
+
+
+def test_results_page_holds_tables_1_2_and_figures_1_5(smoke_book):
+    html, _ = smoke_book
+    page = _parse(html / "book" / "results.html")
+    text = " ".join(page.text)
+    assert "Table 1. SE model" in text and "Table 2. Base model" in text
+    assert page.tables >= 5  # headline, tables 1-2, the two test tables
+    for n in range(1, 6):
+        assert any(f"figure{n}_" in src for src in page.images), f"Figure {n} missing"
+    for src in page.images:
+        if not src.startswith(("http", "data:")):
+            assert (html / "book" / src).resolve().is_file(), src
+    assert "0.984" in text and "0.999" in text  # the paper's headline beside ours
+
+
+def test_banner_names_the_profile_on_every_page(smoke_book):
+    html, _ = smoke_book
+    pages = [html / "index.html", html / "book" / "results.html",
+             *(html / "notebooks" / f"{n}.html" for n in NOTEBOOKS)]  # fmt: skip
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert re.search(r"Built with profile\s*<b>smoke</b>", text), page
+
+
+def test_stderr_noise_is_kept_out_of_the_pages(smoke_book):
+    html, _ = smoke_book
+    for name in NOTEBOOKS:
+        text = (html / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        assert "cpu_feature_guard" not in text and "oneDNN custom operations" not in text
+        assert "stderr" not in re.findall(r'class="output (\w+)"', text)
+
+
+def test_unchanged_steps_are_not_executed_again(smoke_book):
+    lines: list[str] = []
+    from brainlib.config import load_profile
+
+    steps = execute_notebooks(load_profile("smoke"), ROOT, log=lines.append)
+    assert [s.executed for s in steps] == [False] * len(NOTEBOOKS)
+    assert all(line.startswith("[cached]") for line in lines)
+
+
+def test_a_broken_notebook_stops_the_run_with_its_name_and_cell(tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    src = root / "notebooks" / "01_data.py"
+    src.write_text(
+        src.read_text(encoding="utf-8") + '\n# %%\nraise RuntimeError("deliberately broken")\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "brainlib", "run", "--profile", "smoke", "--root", str(root)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "notebook 01_data failed in cell" in proc.stderr
+    assert "RuntimeError: deliberately broken" in proc.stderr
+    assert 'raise RuntimeError("deliberately broken")' in proc.stderr
+    left = root / "_build" / "smoke" / "notebooks" / "01_data.ipynb"
+    assert left.is_file() and "deliberately broken" in left.read_text()
+    assert not (root / "_build" / "smoke" / "notebooks" / "02_model.ipynb").exists()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="Debian chromium + chromium-driver not installed (.ci/run installs them)",
+)
+def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path):
+    selenium = pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    html, _ = smoke_book
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--window-size=1280,2000",
+                 f"--user-data-dir={tmp_path / 'profile'}"):  # fmt: skip
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    shots = ROOT / "_build" / "smoke" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        for name, page in (
+            ("home", html / "index.html"),
+            ("results", html / "book" / "results.html"),
+        ):
+            driver.get(page.as_uri())
+            state = driver.execute_script(
+                "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth]);"
+            )
+            assert state, f"no images on {name}"
+            broken = [s for s in state if not s[1] or s[2] == 0]
+            assert not broken, f"images that did not load on {name}: {broken}"
+            assert driver.save_screenshot(str(shots / f"{name}.png"))
+            assert (shots / f"{name}.png").stat().st_size > 10_000
+    finally:
+        driver.quit()
+    (shots / "checked.json").write_text(json.dumps({"selenium": selenium.__version__}))

@@ -1,0 +1,123 @@
+"""Evaluation metrics against hand-computed cases; the paper's accuracy column; CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlib.config import CLASSES
+from brainlib.evaluation import (
+    PROB_COLUMNS,
+    EvaluationError,
+    accuracy_column_evidence,
+    bootstrap_table,
+    confusion,
+    per_class_table,
+    read_predictions,
+    side_by_side,
+)
+
+
+@pytest.fixture
+def hand_case():
+    # 4 classes, 10 images; predictions: class 0 perfect, one 1 -> 2, one 3 -> 1
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])
+    pred = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 1])
+    proba = np.full((10, 4), 0.1)
+    proba[np.arange(10), pred] = 0.7
+    return y, proba
+
+
+def test_per_class_table_by_hand(hand_case):
+    y, proba = hand_case
+    t = per_class_table(y, proba)
+    # class 1: TP 2, FP 1 (the 3 -> 1), FN 1 (the 1 -> 2)
+    assert t.loc["meningioma_tumor", "precision"] == pytest.approx(2 / 3)
+    assert t.loc["meningioma_tumor", "recall"] == pytest.approx(2 / 3)
+    assert t.loc["meningioma_tumor", "f1"] == pytest.approx(2 / 3)
+    # class 2: TP 2, FP 1, FN 0 -> precision 2/3, recall 1, F1 0.8
+    assert t.loc["normal", "precision"] == pytest.approx(2 / 3)
+    assert t.loc["normal", "f1"] == pytest.approx(0.8)
+    # the paper's "accuracy" column is the F1 score
+    assert (t.loc[list(CLASSES), "accuracy"] == t.loc[list(CLASSES), "f1"]).all()
+    # one-vs-rest accuracy of class 3: 9 of 10 decisions right
+    assert t.loc["pituitary_tumor", "ovr_accuracy"] == pytest.approx(0.9)
+    assert t.loc["overall", "accuracy"] == pytest.approx(0.8)
+    assert t.loc["glioma_tumor", "auc"] == pytest.approx(1.0)
+    assert t.loc["overall", "support"] == 10
+    np.testing.assert_array_equal(
+        confusion(y, proba), [[3, 0, 0, 0], [0, 2, 1, 0], [0, 0, 2, 0], [0, 1, 0, 1]]
+    )
+
+
+def test_macro_and_micro_auc_both_reported(hand_case):
+    y, proba = hand_case
+    t = per_class_table(y, proba)
+    from sklearn.metrics import roc_auc_score
+
+    onehot = np.eye(4)[y]
+    assert t.loc["overall", "auc"] == pytest.approx(roc_auc_score(onehot, proba, average="macro"))
+    assert t.loc["overall", "auc_micro"] == pytest.approx(
+        roc_auc_score(onehot, proba, average="micro")
+    )
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate(hand_case):
+    y, proba = hand_case
+    lo1, hi1 = bootstrap_table(y, proba, n_resamples=200, seed=3)
+    lo2, hi2 = bootstrap_table(y, proba, n_resamples=200, seed=3)
+    lo3, _ = bootstrap_table(y, proba, n_resamples=200, seed=4)
+    pd.testing.assert_frame_equal(lo1, lo2)
+    pd.testing.assert_frame_equal(hi1, hi2)
+    assert not lo1.equals(lo3)
+    point = per_class_table(y, proba)
+    acc = point.loc["overall", "accuracy"]
+    assert lo1.loc["overall", "accuracy"] <= acc <= hi1.loc["overall", "accuracy"]
+    assert hi1.loc["overall", "accuracy"] - lo1.loc["overall", "accuracy"] > 0.1  # n = 10: wide
+
+
+def test_the_papers_accuracy_column_is_f1():
+    ev = accuracy_column_evidence()
+    assert ev["equals_f1"].all()
+    assert (~ev["equals_recall"]).sum() == 6
+    base = ev[ev.model == "base"].set_index("class")
+    assert base.loc["glioma_tumor", "ovr_accuracy_reconstructed"] > 0.95 > 0.92
+
+
+def test_side_by_side_puts_paper_and_replication_together(hand_case):
+    y, proba = hand_case
+    t = side_by_side(per_class_table(y, proba), "se")
+    assert t.loc["glioma_tumor", ("precision", "paper")] == 0.99
+    assert t.loc["overall", ("auc", "paper")] == 0.999
+    diff = t[("recall", "difference")]
+    np.testing.assert_allclose(
+        diff, (t[("recall", "replication")] - t[("recall", "paper")]).round(3), atol=1e-3
+    )
+
+
+def _write_predictions(folder, frame):
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / "predictions.csv", index=False)
+
+
+def test_predictions_file_problems_are_named(tmp_path):
+    with pytest.raises(EvaluationError, match=r"predictions\.csv does not exist"):
+        read_predictions(tmp_path)
+    probs = {c: [0.25] for c in PROB_COLUMNS}
+    good = pd.DataFrame({"path": ["a.jpg"], "class": ["normal"], **probs, "predicted": ["normal"]})
+    _write_predictions(tmp_path / "ok", good)
+    assert len(read_predictions(tmp_path / "ok")) == 1
+    _write_predictions(tmp_path / "cols", good.drop(columns=["p_normal"]))
+    with pytest.raises(EvaluationError, match=r"missing columns \['p_normal'\]"):
+        read_predictions(tmp_path / "cols")
+    bad = good.copy()
+    bad["p_normal"] = 0.9
+    _write_predictions(tmp_path / "sum", bad)
+    with pytest.raises(EvaluationError, match=r"a\.jpg do not sum to 1"):
+        read_predictions(tmp_path / "sum")
+    alien = good.copy()
+    alien["class"] = "astrocytoma"
+    _write_predictions(tmp_path / "cls", alien)
+    with pytest.raises(EvaluationError, match="unknown classes"):
+        read_predictions(tmp_path / "cls")

@@ -1,0 +1,88 @@
+"""Each figure function writes a non-empty image with the expected axes and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlib import plots
+
+
+@pytest.fixture
+def histories():
+    epochs = np.arange(1, 6)
+    h = pd.DataFrame({"epoch": epochs, "loss": 1 / epochs, "val_loss": 1.2 / epochs,
+                      "accuracy": 1 - 0.5 / epochs, "val_accuracy": 1 - 0.6 / epochs})  # fmt: skip
+    return {"se": h, "base": h.assign(accuracy=h.accuracy - 0.05)}
+
+
+def _check_saved(fig, tmp_path, name):
+    paths = plots.save(fig, tmp_path, name)
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    for p in paths:
+        assert p.stat().st_size > 2000, p
+    return paths
+
+
+def test_accuracy_and_loss_curves(histories, tmp_path):
+    fig = plots.accuracy_curves(histories)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "Epoch" and ax.get_ylabel() == "Accuracy"
+    assert ax.get_title().startswith("Figure 1")
+    assert len(ax.get_lines()) >= 4  # 2 models x (training, validation)
+    _check_saved(fig, tmp_path, "f1")
+    fig = plots.loss_curves(histories)
+    assert fig.axes[0].get_title().startswith("Figure 2")
+    assert fig.axes[0].get_ylabel() == "Categorical cross-entropy"
+    _check_saved(fig, tmp_path, "f2")
+
+
+def test_accuracy_gap_marks_the_final_value(histories, tmp_path):
+    fig = plots.accuracy_gap(histories, paper_final_gap=0.036)
+    ax = fig.axes[0]
+    assert ax.get_title().startswith("Figure 3") and ax.get_xlabel() == "Epoch"
+    texts = [t.get_text() for t in ax.texts]
+    assert "0.020" in texts and "-0.030" in texts  # final gaps: 0.90 - 0.88 and 0.85 - 0.88
+    assert any("0.036" in t.get_text() for t in ax.get_legend().get_texts())
+    _check_saved(fig, tmp_path, "f3")
+
+
+def test_confusion_matrices(tmp_path):
+    fig = plots.confusion_matrices([[5, 1, 0, 0], [0, 6, 0, 0], [0, 0, 3, 0], [1, 0, 0, 4]], "SE")
+    counts, norm = fig.axes[:2]
+    assert counts.get_xlabel() == "Predicted class" and counts.get_ylabel() == "True class"
+    assert [t.get_text() for t in counts.get_xticklabels()] == [
+        "glioma",
+        "meningioma",
+        "normal",
+        "pituitary",
+    ]
+    assert "5" in [t.get_text() for t in counts.texts]
+    assert "0.83" in [t.get_text() for t in norm.texts]  # 5 / 6
+    assert fig._suptitle.get_text().startswith("Figure 4")
+    _check_saved(fig, tmp_path, "f4")
+
+
+def test_roc_curves(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 10)
+    proba = rng.dirichlet(np.ones(4), 40)
+    proba[np.arange(40), y] += 1
+    proba /= proba.sum(1, keepdims=True)
+    fig = plots.roc_curves(y, proba, "SE")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "False positive rate" and len(ax.get_lines()) == 5
+    _check_saved(fig, tmp_path, "roc")
+
+
+def test_gradcam_figure(tmp_path):
+    img = np.zeros((32, 32, 3), np.uint8)
+    cam = np.zeros((32, 32))
+    cam[10:20, 10:20] = 1
+    mask = cam > 0
+    items = [{"image": img, "gradcam": cam, "gradcam++": cam, "mask": mask, "caption": "a -> a"}]
+    fig = plots.gradcam_figure(items * 2, "Figure 5. test")
+    assert len(fig.axes) == 2 * 4
+    assert fig.axes[1].get_title() == "Grad-CAM" and fig.axes[2].get_title() == "Grad-CAM++"
+    _check_saved(fig, tmp_path, "f5")
