@@ -64,6 +64,7 @@ class Profile:
     se_ratio: int = 16
     dropout: float = 0.5
     trainable_from: str = "paper"  # "paper": from conv5_block1_preact_bn; "all": every layer
+    bn_momentum: float | None = None  # None: Keras' 0.99; lower for short from-scratch runs
     # training (the paper's protocol)
     learning_rate: float = 1e-4
     batch_size: int = 16
@@ -96,6 +97,11 @@ def _coerce(name: str, value: Any) -> Any:
     if name not in _FIELDS or name == "extra":
         raise ConfigError(f"unknown profile field {name!r}; known: {', '.join(sorted(_FIELDS))}")
     default = _FIELDS[name].default
+    if isinstance(value, str) and default is None and str(_FIELDS[name].type).startswith("float"):
+        try:
+            return None if value.strip().lower() in ("", "none") else float(value)
+        except ValueError as err:
+            raise ConfigError(f"profile field {name!r}: cannot read {value!r}") from err
     if isinstance(value, str) and not isinstance(default, str) and default is not None:
         text = value.strip()
         try:

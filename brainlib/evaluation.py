@@ -289,12 +289,50 @@ def paired_predictions(folder_a: str | Path, folder_b: str | Path):
     return y, pa.argmax(axis=1), pb.argmax(axis=1)
 
 
+GROUPS = (*CLASSES, "overall")
+
+
+def metrics_table(metrics: dict):
+    """The per-class table stored in ``metrics.json``, rows in the paper's order."""
+    import pandas as pd
+
+    return pd.DataFrame(metrics["table"]).T.reindex(list(GROUPS))
+
+
+def paper_comparison(metrics: dict, metrics_shown=("precision", "recall", "f1", "auc", "accuracy")):
+    """Long format for the book: rows (group, metric); paper, replication, difference, 95% CI."""
+    import pandas as pd
+
+    from brainlib.paper import table as paper_table
+
+    paper = paper_table(metrics["variant"])
+    ours = metrics_table(metrics)
+    rows = []
+    for group in GROUPS:
+        for m in metrics_shown:
+            value = ours.loc[group, m]
+            reported_value = paper.loc[group, m]
+            lo, hi = metrics["ci_low"][group].get(m), metrics["ci_high"][group].get(m)
+            rows.append(
+                {
+                    "group": group,
+                    "metric": m,
+                    "paper": reported_value,
+                    "replication": value,
+                    "difference": None if pd.isna(reported_value) else value - reported_value,
+                    "95% CI": "n/a" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]",
+                }
+            )
+    return pd.DataFrame(rows).set_index(["group", "metric"])
+
+
 def ci_table(metrics: dict, columns=("precision", "recall", "f1", "auc", "accuracy")):
     """``value [low, high]`` strings for each cell of a run's table (from metrics.json)."""
     import pandas as pd
 
     rows = {}
-    for group, values in metrics["table"].items():
+    for group in GROUPS:
+        values = metrics["table"][group]
         rows[group] = {
             c: (
                 f"{values[c]:.3f} [{metrics['ci_low'][group][c]:.3f}, "

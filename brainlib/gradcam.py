@@ -175,10 +175,12 @@ def gallery_items(model, frame, root, indices: Sequence[int], with_masks: bool =
     return items
 
 
-def localisation_summary(model, frame, root, tolerance: int = 2, seed: int = 0):
+def localisation_summary(model, frame, root, tolerance: int = 2, seed: int = 0, target="true"):
     """Energy in mask and pointing game of the model's heatmaps against random heatmaps.
 
     Uses every test image with a lesion (phantom data only: needs the masks).
+    Heatmaps explain the true class (``target="true"``, as in the pointing
+    game) or the predicted one (``"predicted"``).
     One row per method plus ``random``; columns ``energy_in_mask``,
     ``pointing_game`` and ``images``.
     """
@@ -191,8 +193,9 @@ def localisation_summary(model, frame, root, tolerance: int = 2, seed: int = 0):
     paths = [str(Path(root) / p) for p in rows["path"]]
     images = load_images(paths, size)
     masks = resized_masks(paths, size)
-    predicted = [CLASSES.index(c) for c in rows["predicted"]]
-    scores = localisation_scores(model, images, masks, predicted, tolerance)
+    column = "class" if target == "true" else "predicted"
+    explained = [CLASSES.index(c) for c in rows[column]]
+    scores = localisation_scores(model, images, masks, explained, tolerance)
     summary = scores.groupby("method").agg(
         energy_in_mask=("energy_in_mask", "mean"),
         pointing_game=("pointing_hit", "mean"),

@@ -122,6 +122,7 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
                 xticklabels=labels, yticklabels=labels)  # fmt: skip
     for ax, sub in zip(axes, ("counts", "row-normalised (recall on the diagonal)"), strict=True):
         ax.set(xlabel="Predicted class", ylabel="True class", title=sub)
+        ax.tick_params(axis="y", rotation=0)
     fig.suptitle(f"Figure 4. Confusion matrix: {title}")
     fig.tight_layout()
     return fig

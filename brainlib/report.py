@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from brainlib.config import Profile
-from brainlib.evaluation import paired_predictions, read_metrics, side_by_side
+from brainlib.evaluation import paired_predictions, paper_comparison, read_metrics
 from brainlib.paper import headline, reported
 from brainlib.statistics import compare_models, reconstruct_paper_ztests
 from brainlib.training import read_history, run_folders
@@ -31,7 +31,12 @@ ZTEST_COLUMNS = ["n", "se_correct", "base_correct", "z", "p", "paper_p", "paper_
 
 
 def _md(frame, floatfmt=".3f") -> str:
-    return frame.to_markdown(floatfmt=floatfmt)
+    """A Markdown table; floats formatted here so integer columns stay integers."""
+    digits = floatfmt.strip(".f")
+    shown = frame.astype(object).map(
+        lambda v: f"{v:.{digits}f}" if isinstance(v, float) and v == v else ("" if v != v else v)
+    )
+    return shown.to_markdown()
 
 
 def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) -> str:
@@ -67,14 +72,15 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
         )
     lines += ["## Headline", "", _md(pd.DataFrame(rows).set_index("model")), ""]
     for v, title in (("se", "Table 1. SE model"), ("base", "Table 2. Base model")):
-        table = pd.DataFrame(metrics[v]["table"]).T
         lines += [
             f"## {title}: paper and replication",
             "",
             "Per class; *accuracy* is the paper's column, which is the F1 score "
-            "(see the evaluation chapter). `difference` = replication - paper.",
+            "(see the evaluation chapter); the overall row's precision, recall and F1 are macro "
+            "averages and its AUC the macro one-vs-rest AUC. `difference` = replication - paper; "
+            "the interval is a 95% bootstrap interval over the test images.",
             "",
-            _md(side_by_side(table, v)),
+            _md(paper_comparison(metrics[v])),
             "",
         ]
     y, pred_se, pred_base = paired_predictions(folders["se"], folders["base"])

@@ -118,10 +118,12 @@ def run_dir(runs_root: str | Path, profile: Profile, variant: str, seed: int) ->
 
 def build_for_profile(profile: Profile, variant: str, weights=None):
     """The model of ``variant`` with the profile's size, weights and head settings."""
+    import keras
+
     from brainlib.models import FREEZE_BOUNDARY, build_model
 
     with dtype_policy(precision_policy(profile.mixed_precision)):
-        return build_model(
+        model = build_model(
             variant,
             weights=weights if weights is not None else profile.weights,
             input_shape=(profile.image_size, profile.image_size, 3),
@@ -129,6 +131,14 @@ def build_for_profile(profile: Profile, variant: str, weights=None):
             dropout=profile.dropout,
             trainable_from=FREEZE_BOUNDARY if profile.trainable_from == "paper" else None,
         )
+    if profile.bn_momentum is not None:
+        # Short runs from scratch: BatchNorm's moving averages must catch up with
+        # the batch statistics within a few hundred steps, or inference-mode
+        # outputs (validation, test) collapse towards a constant.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = profile.bn_momentum
+    return model
 
 
 def compile_model(model, profile: Profile):

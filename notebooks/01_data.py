@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,7 +27,7 @@
 # project's manifest, draws the split, and audits it for duplicates: an image
 # whose copy sits in the training set is not a fair test image.
 
-# %%
+# %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,7 +45,7 @@
 # $2C^2/r + C/r + C = 526{,}464$ parameters: a learned, input-dependent gain
 # per channel, computed from the whole image.
 
-# %%
+# %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -24,7 +26,7 @@
 # last completed epoch when this notebook, or `brainlib train`, runs again;
 # a finished run is reused.
 
-# %%
+# %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).

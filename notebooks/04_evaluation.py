@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,7 +27,7 @@
 # row's precision and recall, is well above it for the base model's tumour
 # classes. So the column is the F1 score, and it is computed so here:
 
-# %%
+# %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).
@@ -71,7 +73,7 @@ pd.DataFrame(
 # F1 are macro averages (the paper gives none).
 
 # %%
-tables = {v: pd.DataFrame(m["table"]).T for v, m in metrics.items()}
+tables = {v: evaluation.metrics_table(m) for v, m in metrics.items()}
 evaluation.side_by_side(tables["se"], "se")
 
 # %% [markdown]

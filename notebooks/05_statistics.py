@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,7 +28,7 @@
 # times its count gives the successes; the overall row uses the text's 98.4%
 # and 92.6%.
 
-# %%
+# %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).

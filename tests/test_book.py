@@ -81,7 +81,8 @@ def test_results_page_holds_tables_1_2_and_figures_1_5(smoke_book):
 
 def test_banner_names_the_profile_on_every_page(smoke_book):
     html, _ = smoke_book
-    pages = [html / "index.html", html / "book" / "results.html",
+    assert "book/intro.html" in (html / "index.html").read_text()  # the home page redirect
+    pages = [html / "book" / "intro.html", html / "book" / "results.html",
              *(html / "notebooks" / f"{n}.html" for n in NOTEBOOKS)]  # fmt: skip
     for page in pages:
         text = page.read_text(encoding="utf-8")
@@ -140,6 +141,7 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
     selenium = pytest.importorskip("selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
 
     html, _ = smoke_book
     opts = webdriver.ChromeOptions()
@@ -154,10 +156,13 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     try:
         for name, page in (
-            ("home", html / "index.html"),
+            ("home", html / "book" / "intro.html"),  # index.html only redirects here
             ("results", html / "book" / "results.html"),
         ):
             driver.get(page.as_uri())
+            WebDriverWait(driver, 30).until(
+                lambda d: d.execute_script("return document.readyState") == "complete"
+            )
             state = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth]);"
             )
