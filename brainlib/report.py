@@ -33,10 +33,12 @@ ZTEST_COLUMNS = ["n", "se_correct", "base_correct", "z", "p", "paper_p", "paper_
 def _md(frame, floatfmt=".3f") -> str:
     """A Markdown table; floats formatted here so integer columns stay integers."""
     digits = floatfmt.strip(".f")
+    if frame.index.nlevels > 1 or frame.index.name is not None:
+        frame = frame.reset_index()
     shown = frame.astype(object).map(
         lambda v: f"{v:.{digits}f}" if isinstance(v, float) and v == v else ("" if v != v else v)
     )
-    return shown.to_markdown()
+    return shown.to_markdown(index=False)
 
 
 def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) -> str:

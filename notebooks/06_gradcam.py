@@ -46,6 +46,8 @@ weights = None
 overrides = {}
 
 # %%
+import pandas as pd
+
 from brainlib import config, evaluation, gradcam, plots, training
 from brainlib.data import resolve_data_dir
 
@@ -74,9 +76,24 @@ for v, model in trained.items():
 # score the mask's area fraction.
 
 # %%
-if phantoms:
-    for v, model in trained.items():
-        print(plots.MODEL_LABEL[v])
-        display(gradcam.localisation_summary(model, predictions[v], root, seed=P.seed))  # noqa: F821
-else:
-    print("The real data has no lesion masks: localisation is scored on the phantoms only.")
+(
+    pd.concat(
+        {
+            plots.MODEL_LABEL[v]: gradcam.localisation_summary(
+                model, predictions[v], root, seed=P.seed
+            )
+            for v, model in trained.items()
+        }
+    )
+    if phantoms
+    else "The real data has no lesion masks: localisation is scored on the phantoms only."
+)
+
+# %% [markdown]
+# Read this table before trusting Figure 5: a heatmap that lands on the
+# lesion no more often than a random one shows where the gradient flows, not
+# where the tumour is. On the demo phantoms, trained from random weights, the
+# heatmaps at `post_relu` find the lesion weakly at best, although the models
+# classify most test images correctly: a correct label is no proof that the
+# model looked at the lesion, and one well-placed heatmap (the paper's single
+# glioma) is no evidence either.
