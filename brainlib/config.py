@@ -58,6 +58,7 @@ class Profile:
     split: str = "paper"  # "paper" (stratified random) or "grouped" (duplicate-free)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     near_duplicate_distance: int = 4  # pHash Hamming distance; see brainlib.data.audit
+    subsample: int = 0  # 0: every image; N: at most N per split and class (quick checks only)
     # model
     image_size: int = 224
     weights: str = "imagenet"  # "imagenet", "none", or a path to a weights file
@@ -137,6 +138,8 @@ def _validated(p: Profile) -> Profile:
         )
     if p.image_size < 32:
         raise ConfigError(f"profile {p.name!r}: image_size must be at least 32 (ResNet50V2)")
+    if p.subsample < 0:
+        raise ConfigError(f"profile {p.name!r}: subsample must be 0 (all) or positive")
     for name in ("batch_size", "max_epochs", "phantoms_per_class", "bootstrap_resamples"):
         if getattr(p, name) < 1:
             raise ConfigError(f"profile {p.name!r}: {name} must be positive")

@@ -216,7 +216,10 @@ def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level
     stack = np.stack(tables)
     template = per_class_table(y, proba)
     alpha = (1 - level) / 2
-    with np.errstate(all="ignore"):
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (e.g. per-class auc_micro)
         low = np.nanquantile(stack, alpha, axis=0)
         high = np.nanquantile(stack, 1 - alpha, axis=0)
     lo = pd.DataFrame(low, index=template.index, columns=template.columns)

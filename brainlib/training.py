@@ -346,6 +346,24 @@ class RunResult:
     model: object  # the trained keras.Model (best weights), or None if loaded lazily
 
 
+def subsample(records, assignment: dict[str, str], per_group: int, seed: int):
+    """At most ``per_group`` images of each (split, class), chosen with ``seed``.
+
+    For quick checks of a profile's code path (``subsample`` field); a run
+    folder made so says it in run.json and its split.csv lists only these images.
+    """
+    rng = np.random.default_rng([seed, 104729])
+    keep = []
+    for split in ("train", "val", "test"):
+        for cls in CLASSES:
+            group = [r for r in records if r.label == cls and assignment[r.relpath] == split]
+            if len(group) > per_group:
+                idx = sorted(rng.choice(len(group), per_group, replace=False))
+                group = [group[i] for i in idx]
+            keep.extend(group)
+    return sorted(keep, key=lambda r: r.relpath)
+
+
 def _split_records(records, assignment):
     by_split = {s: [r for r in records if assignment[r.relpath] == s] for s in ("train", "val")}
     return by_split["train"], by_split["val"]
@@ -437,7 +455,11 @@ def train(
         fractions=profile.split_fractions,
         max_distance=profile.near_duplicate_distance,
     )
-    split_text = split_csv_text(dataset.records, assignment)
+    records = dataset.records
+    if profile.subsample:
+        records = subsample(records, assignment, profile.subsample, profile.seed)
+        assignment = {r.relpath: assignment[r.relpath] for r in records}
+    split_text = split_csv_text(records, assignment)
     if (folder / "split.csv").is_file():
         if (folder / "split.csv").read_text(encoding="utf-8") != split_text:
             raise RunError(f"{folder / 'split.csv'} differs from the split this run would use")
@@ -467,7 +489,7 @@ def train(
         keras.backend.clear_session()
         set_determinism(seed, ops=not profile.jit_compile)
         model = build_for_profile(profile, variant, weights)
-        train_recs, val_recs = _split_records(dataset.records, assignment)
+        train_recs, val_recs = _split_records(records, assignment)
         size = profile.image_size
         train_cache, val_cache = _image_cache(train_recs, size), _image_cache(val_recs, size)
         n = len(train_recs)

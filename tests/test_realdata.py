@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from brainlib.config import load_profile
@@ -76,3 +78,39 @@ def test_paper_split_leaks_and_grouped_split_does_not(real_records, real_index):
     summary = split_summary(real_records, grouped)
     total = {s: sum(c.values()) for s, c in summary.items()}
     assert abs(total["test"] - 310) <= 10 and abs(total["val"] - 310) <= 10
+
+
+@pytest.mark.slow
+def test_paper_profile_code_path_with_backbone_weights_from_a_file(real_data_dir, tmp_path):
+    """The `paper` profile, unchanged but for one short epoch, on the real data.
+
+    The backbone weights come from a file in the layout Keras ships for
+    ResNet50V2 without top (legacy HDF5), here saved from an untrained model:
+    a user with the real ImageNet file needs no code change.
+    """
+    h5py = pytest.importorskip("h5py")
+    keras = pytest.importorskip("keras")
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from brainlib import evaluation, training
+
+    donor = keras.applications.ResNet50V2(
+        include_top=False, weights=None, input_shape=(224, 224, 3)
+    )
+    weights = tmp_path / "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(weights, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, donor)
+    profile = load_profile("paper", max_epochs=1, subsample=3)
+    assert (profile.image_size, profile.strict_data) == (224, True)
+    run = training.train(profile, "se", tmp_path / "runs", real_data_dir, weights=str(weights),
+                         verbose=0)  # fmt: skip
+    meta = json.loads((run.folder / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["profile"]["weights"] == str(weights)
+    assert meta["profile"]["name"] == "paper" and len(run.history) == 1
+    model = training.load_trained_model(run.folder)
+    np.testing.assert_array_equal(
+        model.get_layer("conv1_conv").get_weights()[0],
+        donor.get_layer("conv1_conv").get_weights()[0],
+    )  # frozen layers keep the file's weights
+    metrics = evaluation.evaluate_run(run.folder, n_resamples=20, data_dir=real_data_dir)
+    assert metrics["n_test"] == 12  # 3 per class
