@@ -121,3 +121,37 @@ def test_predictions_file_problems_are_named(tmp_path):
     _write_predictions(tmp_path / "cls", alien)
     with pytest.raises(EvaluationError, match="unknown classes"):
         read_predictions(tmp_path / "cls")
+
+
+def test_run_folder_problems_are_named(tmp_path, small_dataset):
+    import json
+
+    from brainlib.data import scan_dataset
+    from brainlib.data.splits import stratified_split, write_split_csv
+    from brainlib.evaluation import predict_run
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with pytest.raises(EvaluationError, match="not a run folder"):
+        predict_run(folder)
+    (folder / "run.json").write_text(json.dumps({"status": "running", "data_root": "x"}))
+    with pytest.raises(EvaluationError, match="not complete"):
+        predict_run(folder)
+    (folder / "run.json").write_text(
+        json.dumps({"status": "complete", "data_root": str(small_dataset)})
+    )
+    with pytest.raises(EvaluationError, match=r"no split\.csv"):
+        predict_run(folder)
+    records = scan_dataset(small_dataset)
+    write_split_csv(folder / "split.csv", records, stratified_split(records, 0, (0.4, 0.2, 0.4)))
+    victim = next(r for r in records if r.relpath.startswith("normal/"))
+    rows = [line.split(",") for line in (folder / "split.csv").read_text().splitlines()[1:]]
+    test_normal = next(r[0] for r in rows if r[1] == "normal" and r[3] == "test")
+    test_glioma = next(r[0] for r in rows if r[1] == "glioma_tumor" and r[3] == "test")
+    (small_dataset / test_normal).write_bytes(victim.path.read_bytes() + b"\0")
+    (small_dataset / test_glioma).unlink()
+    with pytest.raises(EvaluationError) as err:
+        predict_run(folder)
+    text = str(err.value)
+    assert f"{test_normal}: content differs from split.csv" in text
+    assert f"{test_glioma}: missing" in text
