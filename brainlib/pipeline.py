@@ -69,9 +69,9 @@ def package_hash() -> str:
     return digest.hexdigest()
 
 
-def step_key(source: str, parameters: dict, data_hash: str, upstream: str) -> str:
+def step_key(source: str, parameters: dict, data_hash: str, code_hash: str, upstream: str) -> str:
     blob = json.dumps(
-        {"source": source, "parameters": parameters, "data": data_hash, "package": package_hash(),
+        {"source": source, "parameters": parameters, "data": data_hash, "package": code_hash,
          "upstream": upstream},
         sort_keys=True,
     )  # fmt: skip
@@ -126,6 +126,7 @@ def execute_notebooks(
     out_dir = build / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = load_dataset(profile, data_dir, allow_mismatch=True).manifest_sha256
+    code_hash = package_hash()
     parameters = {
         "profile": profile.name,
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
@@ -144,7 +145,7 @@ def execute_notebooks(
             if not source_path.is_file():
                 raise PipelineError(f"missing notebook source {source_path}")
             source = source_path.read_text(encoding="utf-8")
-            key = step_key(source, parameters, data_hash, upstream)
+            key = step_key(source, parameters, data_hash, code_hash, upstream)
             executed = out_dir / f"{name}.ipynb"
             key_file = out_dir / f"{name}.key"
             if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:

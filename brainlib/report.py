@@ -14,7 +14,7 @@ from brainlib.config import Profile
 from brainlib.evaluation import paired_predictions, paper_comparison, read_metrics
 from brainlib.paper import headline, reported
 from brainlib.statistics import compare_models, reconstruct_paper_ztests
-from brainlib.training import read_history, run_folders
+from brainlib.training import read_history, seed_runs
 
 FIGURES = (
     ("figure1_accuracy", "Figure 1. Training and validation accuracy per epoch."),
@@ -45,14 +45,7 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
     """Markdown for the results page; figures are copied into ``figures_out``."""
     import pandas as pd
 
-    folders = {
-        v: fs[0] for v, fs in run_folders(runs_dir, profile, seeds=[profile.seed]).items() if fs
-    }
-    missing = [v for v in ("se", "base") if v not in folders]
-    if missing:
-        raise FileNotFoundError(
-            f"no completed run of {missing} for profile {profile.name} under {runs_dir}"
-        )
+    folders = seed_runs(runs_dir, profile)
     metrics = {v: read_metrics(f) for v, f in folders.items()}
     lines = []
     rows = []

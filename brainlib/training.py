@@ -445,7 +445,8 @@ def train(
     }
     old = _check_existing(folder, meta)
     if old and old.get("status") == "complete":
-        return RunResult(folder, read_history_rows(folder), len(read_history_rows(folder)), None)
+        history = read_history_rows(folder)
+        return RunResult(folder, history, len(history), None)
 
     # the split: written once, checked on resume
     assignment = make_split(
@@ -632,6 +633,22 @@ def run_folders(runs_root: str | Path, profile: Profile, seeds=None) -> dict[str
                     found.append(folder)
         out[variant] = found
     return out
+
+
+def seed_runs(runs_root: str | Path, profile: Profile, seed: int | None = None) -> dict[str, Path]:
+    """The completed run folder of each model for one seed (default: the profile's).
+
+    Raises :class:`RunError` naming the models that have no completed run.
+    """
+    seed = profile.seed if seed is None else seed
+    found = {v: fs[0] for v, fs in run_folders(runs_root, profile, seeds=[seed]).items() if fs}
+    missing = [v for v in ("se", "base") if v not in found]
+    if missing:
+        raise RunError(
+            f"no completed run of {missing} for profile {profile.name}, seed {seed} "
+            f"under {runs_root}"
+        )
+    return found
 
 
 def load_trained_model(folder: str | Path, which: str = "best"):

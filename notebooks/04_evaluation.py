@@ -53,7 +53,7 @@ P = config.load_profile(profile, **overrides)
 evaluation.accuracy_column_evidence()
 
 # %%
-folders = {v: fs[0] for v, fs in training.run_folders(runs_dir, P, seeds=[P.seed]).items()}
+folders = training.seed_runs(runs_dir, P)
 metrics = {
     v: evaluation.evaluate_run(f, P.bootstrap_resamples, seed=P.seed, data_dir=data_dir)
     for v, f in folders.items()

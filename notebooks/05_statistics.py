@@ -74,7 +74,7 @@ statistics.reconstruct_paper_ztests()
 # Here both tests on the replication's predictions:
 
 # %%
-folders = {v: fs[0] for v, fs in training.run_folders(runs_dir, P, seeds=[P.seed]).items()}
+folders = training.seed_runs(runs_dir, P)
 y, pred_se, pred_base = evaluation.paired_predictions(folders["se"], folders["base"])
 statistics.compare_models(y, pred_se, pred_base)
 

@@ -53,7 +53,7 @@ from brainlib.data import resolve_data_dir
 
 P = config.load_profile(profile, **overrides)
 root = resolve_data_dir(P, data_dir)
-folders = {v: fs[0] for v, fs in training.run_folders(runs_dir, P, seeds=[P.seed]).items()}
+folders = training.seed_runs(runs_dir, P)
 trained = {v: training.load_trained_model(f) for v, f in folders.items()}
 predictions = {v: evaluation.read_predictions(f) for v, f in folders.items()}
 phantoms = P.dataset == "phantoms"
