@@ -187,6 +187,27 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from brainlib.evaluation import evaluate_grid
+
+    profile = _profile(args)
+    for (split, seed, variant), m in evaluate_grid(profile, args.runs, args.data_dir).items():
+        print(
+            f"{variant}-{split}-seed{seed}: accuracy {m['accuracy']:.4f}, "
+            f"macro AUC {m['auc_macro']:.4f} ({m['n_test']} test images)"
+        )
+    return 0
+
+
+def cmd_export(args) -> int:
+    from brainlib.replication import check_metrics, export
+
+    profile = _profile(args)
+    out = export(args.runs, profile, args.out, args.data_dir)
+    print(f"{check_metrics(out)} runs -> {out}")
+    return 0
+
+
 def cmd_phantoms(args) -> int:
     from brainlib.data.phantoms import write_phantoms
 
@@ -252,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-data-mismatch", action="store_true")
     p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="predict and score every run of the profile's grid")
+    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
+    _profile_args(p)
+    p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "export", help="copy the grid's small artifacts (no weights) to results/<profile>/"
+    )
+    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
+    _profile_args(p)
+    p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    p.add_argument("--out", default="results", help="results root (default: results)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="execute the notebooks (papermill) and build the book")
     p.add_argument("--profile", default=DEFAULT_PROFILE)

@@ -77,7 +77,10 @@ class Profile:
     fast_path: bool = False  # cache the frozen trunk's outputs
     mixed_precision: bool = False  # bfloat16 on CPUs, float16 on GPUs
     jit_compile: bool = False  # XLA
-    seed: int = 42
+    seed: int = 42  # training seed, and the seed of the split
+    # the replication grid: both models for every (split, seed) pair
+    seeds: tuple[int, ...] = ()  # training seeds; () = just `seed` (the split stays `seed`'s)
+    splits: tuple[str, ...] = ()  # splits compared; () = just `split`
     # evaluation
     bootstrap_resamples: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
@@ -115,7 +118,7 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(default, float):
                 return float(text)
             if isinstance(default, tuple):
-                return tuple(float(v) for v in text.split(","))
+                return tuple(_ELEMENT.get(name, float)(v.strip()) for v in text.split(",") if v)
         except ValueError as err:
             raise ConfigError(f"profile field {name!r}: cannot read {value!r}") from err
     if isinstance(default, tuple) and isinstance(value, list):
@@ -123,11 +126,23 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+#: Element types of the tuple fields that do not hold floats.
+_ELEMENT = {"seeds": int, "splits": str}
+
+#: Fields that do not change how one run trains: a finished run stays valid when they change.
+NOT_TRAINING_FIELDS = frozenset({"description", "bootstrap_resamples", "seeds", "splits"})
+
+
 def _validated(p: Profile) -> Profile:
     if p.dataset not in (REAL_DATASET, PHANTOM_DATASET):
         raise ConfigError(f"profile {p.name!r}: dataset must be {REAL_DATASET!r} or 'phantoms'")
-    if p.split not in ("paper", "grouped"):
-        raise ConfigError(f"profile {p.name!r}: split must be 'paper' or 'grouped'")
+    for split in (p.split, *p.splits):
+        if split not in ("paper", "grouped"):
+            raise ConfigError(
+                f"profile {p.name!r}: split must be 'paper' or 'grouped', not {split!r}"
+            )
+    if len(set(p.seeds)) != len(p.seeds) or len(set(p.splits)) != len(p.splits):
+        raise ConfigError(f"profile {p.name!r}: seeds and splits must not repeat")
     if abs(sum(p.split_fractions) - 1.0) > 1e-9 or len(p.split_fractions) != 3:
         raise ConfigError(f"profile {p.name!r}: split_fractions must be 3 numbers summing to 1")
     if p.trainable_from not in ("paper", "all"):

@@ -393,3 +393,13 @@ def read_metrics(folder: str | Path) -> dict:
     if not path.is_file():
         raise EvaluationError(f"{path} does not exist: run evaluate_run({folder!s}) first")
     return read_json(path)
+
+
+def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = None) -> dict:
+    """:func:`evaluate_run` for every run of the profile's grid (see ``training.grid``)."""
+    from brainlib.training import grid_folders
+
+    return {
+        key: evaluate_run(folder, profile.bootstrap_resamples, seed=profile.seed, data_dir=data_dir)
+        for key, folder in grid_folders(runs_root, profile).items()
+    }

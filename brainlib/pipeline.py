@@ -212,7 +212,8 @@ def build_book(
     the Binder and Colab buttons of each chapter open the repository's own
     notebook of the same path.
     """
-    from brainlib.report import results_markdown
+    from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
+    from brainlib.report import replication_markdown, results_markdown
 
     build = root / "_build" / profile.name
     site = build / "site"
@@ -224,6 +225,15 @@ def build_book(
         shutil.copyfile(step.path, site / "notebooks" / f"{step.name}.ipynb")
     body = results_markdown(runs_dir, profile, site / "book" / "figures")
     (site / "book" / "_results_body.md").write_text(body, encoding="utf-8")
+    committed = root / RESULTS_DIR / REPLICATION_PROFILE
+    if committed.is_dir():
+        real = replication_markdown(committed, site / "book" / "figures")
+    else:
+        real = (
+            f"```{{warning}}\nNo results in `{RESULTS_DIR}/{REPLICATION_PROFILE}/`: "
+            "`make results` trains and exports them.\n```\n"
+        )
+    (site / "book" / "_replication_body.md").write_text(real, encoding="utf-8")
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(profile, data_dir)

@@ -128,6 +128,36 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
     return fig
 
 
+def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | None = None):
+    """Test accuracy of every run (one dot per seed) by split and model, with 95% CIs.
+
+    ``frame`` has one row per run (``brainlib.replication.load``); the paper's
+    accuracies, if given, are drawn as dashed lines.
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    d = frame.assign(
+        model=frame["model"].map(MODEL_LABEL),
+        split=frame["split"].map({"paper": "paper's random split", "grouped": "grouped split"}),
+    )
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    order = [s for s in ("paper's random split", "grouped split") if s in set(d["split"])]
+    hue_order = [MODEL_LABEL[v] for v in ("se", "base")]
+    sns.pointplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
+                  dodge=0.4, linestyle="none", errorbar="sd", markers="_", markersize=20,
+                  palette="deep", ax=ax, legend=False)  # fmt: skip
+    sns.stripplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
+                  dodge=True, jitter=0.08, size=7, palette="deep", ax=ax)  # fmt: skip
+    for v, colour in zip(("se", "base"), sns.color_palette("deep"), strict=False):
+        if paper_accuracy and v in paper_accuracy:
+            ax.axhline(paper_accuracy[v], ls="--", lw=1, color=colour,
+                       label=f"paper, {MODEL_LABEL[v]} ({paper_accuracy[v]:.3f})")  # fmt: skip
+    ax.set(xlabel="", ylabel="Test accuracy",
+           title="Test accuracy per run (dots: seeds; bars: mean +- sd)")  # fmt: skip
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def roc_curves(y_true, proba, title: str):
     """ROC curve of each class (one-vs-rest) with its AUC."""
     from sklearn.metrics import auc, roc_curve

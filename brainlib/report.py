@@ -12,6 +12,7 @@ from pathlib import Path
 
 from brainlib.config import Profile
 from brainlib.evaluation import paired_predictions, paper_comparison, read_metrics
+from brainlib.fileio import read_json
 from brainlib.paper import headline, reported
 from brainlib.statistics import compare_models, reconstruct_paper_ztests
 from brainlib.training import read_history, seed_runs
@@ -65,10 +66,10 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
                 "epochs": len(read_history(folders[v])),
             }
         )
-    lines += ["## Headline", "", _md(pd.DataFrame(rows).set_index("model")), ""]
+    lines += ["### Headline", "", _md(pd.DataFrame(rows).set_index("model")), ""]
     for v, title in (("se", "Table 1. SE model"), ("base", "Table 2. Base model")):
         lines += [
-            f"## {title}: paper and replication",
+            f"### {title}: paper and replication",
             "",
             "Per class; *accuracy* is the paper's column, which is the F1 score "
             "(see the evaluation chapter); the overall row's precision, recall and F1 are macro "
@@ -81,13 +82,13 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
     y, pred_se, pred_base = paired_predictions(folders["se"], folders["base"])
     tests = compare_models(y, pred_se, pred_base)
     lines += [
-        "## SE against base on the same test images",
+        "### SE against base on the same test images",
         "",
         "The paper's two-proportion z-test (unpaired) and McNemar's test (paired).",
         "",
         _md(tests[TEST_COLUMNS], floatfmt=".4f"),
         "",
-        "## The paper's z-tests, redone from its own tables",
+        "### The paper's z-tests, redone from its own tables",
         "",
         _md(reconstruct_paper_ztests()[ZTEST_COLUMNS], floatfmt=".4f"),
         "",
@@ -96,7 +97,7 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
         "",
     ]
     figures_out.mkdir(parents=True, exist_ok=True)
-    lines += ["## Figures 1-5", ""]
+    lines += ["### Figures 1-5", ""]
     for name, caption in FIGURES:
         for v in ("se", "base"):
             src = folders[v] / "figures" / f"{name}.png"
@@ -117,4 +118,261 @@ def results_markdown(runs_dir: str | Path, profile: Profile, figures_out: Path) 
                 "```",
                 "",
             ]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ the committed replication
+
+
+def _table(frame) -> str:
+    """Markdown of ``frame`` as formatted here (no re-parsing of numbers)."""
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
+def _pm(mean: float, sd: float, digits: int = 3) -> str:
+    return f"{mean:.{digits}f} +- {sd:.{digits}f}" if sd == sd else f"{mean:.{digits}f}"
+
+
+def _pts(x: float) -> str:
+    """A difference of proportions in percentage points, signed."""
+    return f"{100 * x:+.1f} points"
+
+
+def _figure(path: Path, name: str, caption: str) -> list[str]:
+    return [f"```{{figure}} {path.parent.name}/{path.name}", f":name: {name}", ":width: 90%", "",
+            caption, "```", ""]  # fmt: skip
+
+
+SPLIT_WORDS = {
+    "paper": "the paper's stratified random split",
+    "grouped": "the grouped split, which keeps exact and near duplicates on one side",
+}
+#: Fields that describe the data or the grid, not the protocol compared with the paper's.
+_NOT_PROTOCOL = {"name", "description", "dataset", "data_dir", "strict_data", "split", "seed",
+                 "seeds", "splits", "bootstrap_resamples", "extra", "phantoms_per_class",
+                 "phantom_size"}  # fmt: skip
+
+
+def protocol_changes(fields: dict) -> list[str]:
+    """How a run's profile fields differ from the ``paper`` profile, as short phrases."""
+    from brainlib.config import load_profile
+
+    paper = load_profile("paper").to_dict()
+    out = []
+    for key, value in fields.items():
+        if key in _NOT_PROTOCOL or key not in paper:
+            continue
+        ref = paper[key]
+        if isinstance(ref, tuple):
+            ref = list(ref)
+        if value != ref:
+            out.append(f"`{key}` {value} (paper: {ref})")
+    return out
+
+
+def replication_markdown(root: str | Path, figures_out: Path) -> str:
+    """Markdown for the replication on the real data, read from ``results/<profile>/``.
+
+    Every number comes from the exported artifacts (see :mod:`brainlib.replication`);
+    figures are drawn from them into ``figures_out``.
+    """
+    import pandas as pd
+
+    from brainlib import plots, replication
+
+    root = Path(root)
+    frame = replication.load(root)
+    prof = replication.profile_of(root)
+    meta = read_json(frame["folder"].iloc[0] / "run.json")
+    seeds = sorted(frame["seed"].unique())
+    splits = [s for s in ("paper", "grouped") if s in set(frame["split"])]
+    hours = frame["train_minutes"].sum() / 60
+    dev, ver = meta.get("device", {}), meta.get("versions", {})
+    tf_version = ver.get("tensorflow") or ver.get("tensorflow-cpu") or "?"
+    changed = protocol_changes(prof)
+    lines = [
+        "```{important}",
+        "No ImageNet weights: every number in this section comes from ResNet50V2 trained "
+        f"from random weights, at {prof['image_size']} px, on {dev.get('cpu_count', '?')} CPU "
+        "cores. The paper fine-tuned ImageNet weights at 224 px on a GPU.",
+        "```",
+        "",
+        f"Profile `{root.name}`: {prof.get('description', '')}. The paper's architecture, head "
+        "and training protocol, except: " + "; ".join(changed) + ". "
+        f"Both models were trained with seeds {', '.join(map(str, seeds))} on "
+        + " and on ".join(SPLIT_WORDS[s] for s in splits)
+        + f" (drawn with seed {prof['seed']}: the training seeds change initial weights, batch "
+        f"order, augmentation and dropout, not the test images). {len(frame)} runs took "
+        f"{hours:.1f} h of training on a {dev.get('machine', '?')} machine with "
+        f"{dev.get('cpu_count', '?')} cores (TensorFlow {tf_version}, Keras "
+        f"{ver.get('keras', '?')}). The artifacts are in `{root.parent.name}/{root.name}/` of the "
+        "repository.",
+        "",
+        "### Accuracy and AUC over seeds, beside the paper",
+        "",
+    ]
+    s = replication.summary(frame)
+    rows = []
+    for (split, model), r in s.iterrows():
+        paper = headline(model)
+        rows.append(
+            {
+                "split": split,
+                "model": plots.MODEL_LABEL[model],
+                "runs": int(r["runs"]),
+                "accuracy (mean +- sd)": _pm(r["accuracy_mean"], r["accuracy_sd"]),
+                "range": f"{r['accuracy_min']:.3f} - {r['accuracy_max']:.3f}",
+                "paper accuracy": f"{paper['accuracy']:.3f}",
+                "macro AUC (mean +- sd)": _pm(r["auc_mean"], r["auc_sd"]),
+                "paper AUC": f"{paper['auc']:.3f}",
+            }
+        )
+    lines += [pd.DataFrame(rows).pipe(_table), ""]
+    fig = plots.replication_runs(frame, {v: headline(v)["accuracy"] for v in ("se", "base")})
+    figures_out.mkdir(parents=True, exist_ok=True)
+    plots.save(fig, figures_out, "replication_runs")
+    lines += _figure(figures_out / "replication_runs.png", "replication-runs",
+                     "Test accuracy of every run on the real data (from random weights), by split "
+                     "and model; dashed lines: the paper's pre-trained models.")  # fmt: skip
+    runs = frame.assign(
+        model=frame["model"].map(plots.MODEL_LABEL),
+        accuracy=[
+            f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+            for a, lo, hi in zip(
+                frame["accuracy"], frame["accuracy_ci_low"], frame["accuracy_ci_high"], strict=True
+            )
+        ],
+        auc=[
+            f"{a:.3f} [{lo:.3f}, {hi:.3f}]"
+            for a, lo, hi in zip(
+                frame["auc_macro"], frame["auc_ci_low"], frame["auc_ci_high"], strict=True
+            )
+        ],
+        minutes=frame["train_minutes"].round(1),
+    )[["split", "model", "seed", "n_test", "accuracy", "auc", "epochs", "best_epoch", "minutes"]]
+    lines += [
+        "Every run, with 95% bootstrap intervals over its test images "
+        f"({read_metrics(frame['folder'].iloc[0])['bootstrap']['resamples']} resamples):",
+        "",
+        runs.rename(columns={"accuracy": "accuracy [95% CI]", "auc": "macro AUC [95% CI]",
+                             "minutes": "train minutes"}).pipe(_table),
+        "",
+    ]  # fmt: skip
+
+    # SE against base
+    per_seed = replication.se_vs_base(root)
+    over = replication.paired_over_seeds(per_seed)
+    lines += ["### Does SE beat base?", ""]
+    for split in splits:
+        o = over.loc[split]
+        spread = (
+            f", sd {100 * o['sd']:.1f}, 95% t-interval "
+            f"[{100 * o['ci_low']:+.1f}, {100 * o['ci_high']:+.1f}]"
+            if o["seeds"] > 1
+            else ""
+        )
+        lines.append(
+            f"- **{split} split**: SE - base = {_pts(o['mean'])} of test accuracy (mean over "
+            f"{int(o['seeds'])} seeds{spread}); SE was ahead with "
+            f"{int(o['seeds_favouring_se'])} of {int(o['seeds'])} seeds. McNemar's test "
+            f"(paired) finds a difference at p < 0.05 with {int(o['mcnemar_significant'])} of "
+            f"them, the paper's two-proportion z-test with {int(o['z_test_significant'])}."
+        )
+    shown = per_seed.assign(
+        se_accuracy=per_seed["se_accuracy"].round(3),
+        base_accuracy=per_seed["base_accuracy"].round(3),
+        difference=per_seed["difference"].map(_pts),
+        z_test_p=per_seed["z_test_p"].map(lambda p: f"{p:.4f}"),
+        mcnemar_p=per_seed["mcnemar_p"].map(lambda p: f"{p:.4f}"),
+    )
+    lines += ["", "Seed by seed, on the same test images:", "",
+              shown.pipe(_table), ""]  # fmt: skip
+
+    # leakage
+    if len(splits) == 2:
+        leak = replication.leakage_inflation(frame)
+        lines += ["### How much does duplicate leakage inflate test accuracy?", ""]
+        for model, r in leak.iterrows():
+            lines.append(
+                f"- **{plots.MODEL_LABEL[model]}**: {r['paper_split']:.3f} on the paper's split "
+                f"against {r['grouped_split']:.3f} on the grouped split: {_pts(r['inflation'])} "
+                f"(paired by seed, sd {100 * r['sd']:.1f}, 95% t-interval "
+                f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}], {int(r['seeds'])} seeds)."
+            )
+        lines.append("")
+        try:
+            by_dup = replication.accuracy_by_duplicate(root, "paper")
+        except replication.ReplicationError:
+            by_dup = None
+        if by_dup is not None:
+            d = by_dup.reset_index()
+            d["model"] = d["model"].map(plots.MODEL_LABEL)
+            d["accuracy (mean +- sd)"] = [
+                _pm(m, s) for m, s in zip(d["accuracy_mean"], d["accuracy_sd"], strict=True)
+            ]
+            lines += [
+                "Within the paper's split, the test images that have an exact or near "
+                "duplicate (pHash distance <= "
+                f"{prof['near_duplicate_distance']}) in the training set against those that "
+                "have none:",
+                "",
+                d[["model", "group", "images", "accuracy (mean +- sd)"]].pipe(_table),
+                "",
+            ]  # fmt: skip
+        lines += [
+            "The two splits have different test images, so part of a difference between "
+            "them can come from which images each test set drew; the within-split comparison "
+            "above holds the test set fixed.",
+            "",
+        ]
+
+    # the paper
+    dist = replication.distance_from_paper(frame)
+    lines += ["### How far from the paper's pre-trained models?", ""]
+    for model, r in dist.iterrows():
+        lines.append(
+            f"- **{plots.MODEL_LABEL[model]}** (paper's split, mean of {int(r['seeds'])} "
+            f"seeds): accuracy {r['replication_accuracy']:.3f} against the paper's "
+            f"{r['paper_accuracy']:.3f} ({_pts(r['accuracy_gap'])}); macro AUC "
+            f"{r['replication_auc']:.3f} against {r['paper_auc']:.3f}."
+        )
+    lines += [
+        "",
+        f"From random weights, in {prof['max_epochs']} epochs at most at {prof['image_size']} px, "
+        "the network cannot learn what "
+        "ImageNet pre-training gives the paper's models; the gap measures this protocol, not "
+        "the paper's claim, which needs the `paper` profile on a GPU.",
+        "",
+    ]
+
+    # Figures 1-4 of the first seed on the paper split
+    seed = seeds[0]
+    hist = replication.histories(root, "paper", seed)
+    lines += [f"### Figures 1-4 on the real data (paper's split, seed {seed})", ""]
+    for fig, name, caption in (
+        (plots.accuracy_curves(hist), "figure1_accuracy", "Figure 1 on the real data."),
+        (plots.loss_curves(hist), "figure2_loss", "Figure 2 on the real data."),
+        (plots.accuracy_gap(hist, reported()["training"]["final_accuracy_gap"]), "figure3_gap",
+         "Figure 3 on the real data."),
+    ):  # fmt: skip
+        plots.save(fig, figures_out, f"real_{name}")
+        lines += _figure(figures_out / f"real_{name}.png", f"real-{name}", caption)
+    for v in ("se", "base"):
+        m = read_metrics(replication.run_of(root, "paper", seed, v))
+        fig = plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])
+        plots.save(fig, figures_out, f"real_{v}_figure4_confusion")
+        caption = f"Figure 4 on the real data ({plots.MODEL_LABEL[v]})."
+        path = figures_out / f"real_{v}_figure4_confusion.png"
+        lines += _figure(path, f"real-{v}-figure4", caption)
+    gradcam = replication.run_of(root, "paper", seed, "se") / "figure5_gradcam.png"
+    if gradcam.is_file():
+        shutil.copyfile(gradcam, figures_out / "real_figure5_gradcam.png")
+        caption = "Figure 5 on the real data: Grad-CAM and Grad-CAM++ of the SE model."
+        lines += _figure(figures_out / "real_figure5_gradcam.png", "real-figure5", caption)
+    else:
+        lines += [
+            "Figure 5 (Grad-CAM) needs the trained weights, which are not committed; the "
+            "Grad-CAM notebook draws it when the profile's runs are at hand.",
+            "",
+        ]
     return "\n".join(lines)

@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlib.config import CLASSES, Profile
+from brainlib.config import CLASSES, NOT_TRAINING_FIELDS, Profile
 from brainlib.data import load_dataset
 from brainlib.data.splits import make_split, read_split_csv, split_csv_text
 from brainlib.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json
@@ -398,13 +398,38 @@ def _check_existing(folder: Path, meta: dict) -> dict | None:
     if not path.is_file():
         return None
     old = read_json(path)
-    for key in ("variant", "seed", "data_manifest_sha256", "profile"):
+    for key in ("variant", "seed", "data_manifest_sha256"):
         if json.loads(json.dumps(old.get(key))) != json.loads(json.dumps(meta[key])):
             raise RunError(
                 f"{folder} holds a run with another {key} ({old.get(key)!r} != "
                 f"{meta[key]!r}); use another --runs folder or delete it"
             )
+    changed = training_fields_changed(old.get("profile") or {}, meta["profile"])
+    if changed:
+        raise RunError(
+            f"{folder} holds a run trained with other settings ({'; '.join(changed)}); "
+            "use another --runs folder or delete it"
+        )
     return old
+
+
+def training_fields_changed(old: dict, new: dict) -> list[str]:
+    """The profile fields that differ between two runs in a way that changes training.
+
+    Fields in :data:`~brainlib.config.NOT_TRAINING_FIELDS` are ignored; a field
+    that an older run.json lacks (added to brainlib later) counts as changed
+    only when its new value differs from the field's default.
+    """
+    defaults = Profile().to_dict()
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in NOT_TRAINING_FIELDS:
+            continue
+        a = json.loads(json.dumps(old.get(key, defaults.get(key))))
+        b = json.loads(json.dumps(new.get(key, defaults.get(key))))
+        if a != b:
+            out.append(f"{key}: {a!r} != {b!r}")
+    return out
 
 
 def train(
@@ -647,6 +672,58 @@ def seed_runs(runs_root: str | Path, profile: Profile, seed: int | None = None) 
         raise RunError(
             f"no completed run of {missing} for profile {profile.name}, seed {seed} "
             f"under {runs_root}"
+        )
+    return found
+
+
+def grid(profile: Profile) -> list[tuple[str, int]]:
+    """The (split, seed) pairs of the profile's replication grid, its own pair first.
+
+    Every split is drawn with the profile's ``seed``; ``seeds`` are training
+    seeds (initial weights, batch order, augmentation and dropout), so the
+    runs of one split share their test images and pair across models.
+    """
+    splits = profile.splits or (profile.split,)
+    seeds = profile.seeds or (profile.seed,)
+    pairs = [(profile.split, profile.seed)] + [(s, d) for s in splits for d in seeds]
+    return list(dict.fromkeys(pairs))
+
+
+def train_grid(
+    profile: Profile,
+    runs_root: str | Path = "runs",
+    data_dir: str | Path | None = None,
+    weights: str | None = None,
+    verbose: int = 1,
+) -> dict[tuple[str, int, str], RunResult]:
+    """:func:`train` both models for every pair of :func:`grid`; finished runs are reused."""
+    return {
+        (split, seed, variant): train(
+            profile.replace(split=split), variant, runs_root, data_dir, seed=seed,
+            weights=weights, verbose=verbose,
+        )
+        for split, seed in grid(profile)
+        for variant in ("se", "base")
+    }  # fmt: skip
+
+
+def grid_folders(runs_root: str | Path, profile: Profile) -> dict[tuple[str, int, str], Path]:
+    """The completed run folder of every (split, seed, model) of the grid.
+
+    Raises :class:`RunError` naming the runs that are missing or unfinished.
+    """
+    found, missing = {}, []
+    for split, seed in grid(profile):
+        runs = run_folders(runs_root, profile.replace(split=split), seeds=[seed])
+        for variant in ("se", "base"):
+            if runs[variant]:
+                found[(split, seed, variant)] = runs[variant][0]
+            else:
+                missing.append(f"{variant}-{split}-seed{seed}")
+    if missing:
+        raise RunError(
+            f"no completed run for {', '.join(missing)} of profile {profile.name} under "
+            f"{runs_root}; train them first (brainlib train, or the training notebook)"
         )
     return found
 

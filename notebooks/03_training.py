@@ -25,6 +25,10 @@
 # provenance, written atomically). A run that is interrupted resumes from its
 # last completed epoch when this notebook, or `brainlib train`, runs again;
 # a finished run is reused.
+#
+# A profile with `seeds` and `splits` (the `scratch` replication) trains both
+# models for every (split, seed) pair of its grid; the figures below show the
+# profile's own pair.
 
 # %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
@@ -49,10 +53,8 @@ import pandas as pd
 from brainlib import config, paper, plots, training
 
 P = config.load_profile(profile, **overrides)
-runs = {
-    variant: training.train(P, variant, runs_dir, data_dir, weights=weights, verbose=2)
-    for variant in ("se", "base")
-}
+grid = training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=2)
+runs = {v: grid[(P.split, P.seed, v)] for v in ("se", "base")}
 histories = {v: training.read_history(r.folder) for v, r in runs.items()}
 pd.DataFrame(
     {

@@ -53,11 +53,9 @@ P = config.load_profile(profile, **overrides)
 evaluation.accuracy_column_evidence()
 
 # %%
+grid = evaluation.evaluate_grid(P, runs_dir, data_dir)  # every run of the profile's grid
 folders = training.seed_runs(runs_dir, P)
-metrics = {
-    v: evaluation.evaluate_run(f, P.bootstrap_resamples, seed=P.seed, data_dir=data_dir)
-    for v, f in folders.items()
-}
+metrics = {v: grid[(P.split, P.seed, v)] for v in ("se", "base")}
 pd.DataFrame(
     {
         v: {"test images": m["n_test"], "accuracy": m["accuracy"], "AUC (macro)": m["auc_macro"],

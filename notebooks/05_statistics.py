@@ -46,8 +46,9 @@ weights = None
 overrides = {}
 
 # %%
+from pathlib import Path
 
-from brainlib import config, evaluation, statistics, training
+from brainlib import config, evaluation, replication, statistics, training
 
 P = config.load_profile(profile, **overrides)
 statistics.reconstruct_paper_ztests()
@@ -79,11 +80,48 @@ y, pred_se, pred_base = evaluation.paired_predictions(folders["se"], folders["ba
 statistics.compare_models(y, pred_se, pred_base)
 
 # %% [markdown]
-# ## Seeds
+# ## Seeds and splits
 #
-# A single training run is one draw: initial weights, batch order and
-# dropout all depend on the seed. Where several seeds have been run (the
-# replication profiles), their spread is the honest error bar:
+# A single training run is one draw: initial weights, batch order,
+# augmentation and dropout all depend on the seed. The replication profile
+# (`scratch`) trains both models with several seeds on two splits: the
+# paper's stratified random split and the grouped split that keeps exact and
+# near duplicates together (see the data chapter). Every run of this profile:
 
 # %%
-statistics.seed_summary(training.run_folders(runs_dir, P))
+frame = replication.load(Path(runs_dir) / P.name)
+frame.drop(columns="folder")
+
+# %% [markdown]
+# Their mean and spread per split and model; the standard deviation over
+# seeds is the honest error bar of a single run:
+
+# %%
+replication.summary(frame)
+
+# %% [markdown]
+# SE against base seed by seed (both models of a seed see the same test
+# images), and the difference over seeds, each seed one unit:
+
+# %%
+per_seed = replication.se_vs_base(Path(runs_dir) / P.name)
+per_seed
+
+# %%
+replication.paired_over_seeds(per_seed)
+
+# %% [markdown]
+# ## Leakage: the paper's split against the grouped split
+#
+# The same seed, settings and images, only the split differs; the difference
+# in test accuracy is what duplicates shared between training and test add
+# (a single-split profile has nothing to compare).
+
+# %%
+replication.leakage_inflation(frame) if frame["split"].nunique() == 2 else "one split only"
+
+# %% [markdown]
+# ## Distance from the paper's pre-trained models
+
+# %%
+replication.distance_from_paper(frame)

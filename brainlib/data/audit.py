@@ -197,8 +197,9 @@ def _group_stats(groups: list[list[str]], label: dict[str, str]) -> dict:
     }
 
 
-def split_leakage(index: DuplicateIndex, assignment: dict[str, str]) -> dict:
-    """How many validation/test images have an exact or near duplicate in training."""
+def duplicates_in_train(index: DuplicateIndex, assignment: dict[str, str]) -> dict[str, str]:
+    """For every image: ``"exact"`` if an exact copy is in the training set, else
+    ``"near"`` if a near duplicate is, else ``"none"``."""
     exact_of: dict[str, set[str]] = defaultdict(set)
     for g in index.exact_groups:
         for p in g:
@@ -207,13 +208,25 @@ def split_leakage(index: DuplicateIndex, assignment: dict[str, str]) -> dict:
     for a, b, _ in index.near_edges:
         near_of[a].add(b)
         near_of[b].add(a)
+    out = {}
+    for p in assignment:
+        if any(assignment.get(q) == "train" for q in exact_of[p]):
+            out[p] = "exact"
+        elif any(assignment.get(q) == "train" for q in near_of[p]):
+            out[p] = "near"
+        else:
+            out[p] = "none"
+    return out
+
+
+def split_leakage(index: DuplicateIndex, assignment: dict[str, str]) -> dict:
+    """How many validation/test images have an exact or near duplicate in training."""
+    dup = duplicates_in_train(index, assignment)
     out: dict = {}
     for split in ("val", "test"):
         members = [p for p, s in assignment.items() if s == split]
-        exact = sum(any(assignment.get(q) == "train" for q in exact_of[p]) for p in members)
-        near = sum(
-            any(assignment.get(q) == "train" for q in exact_of[p] | near_of[p]) for p in members
-        )
+        exact = sum(dup[p] == "exact" for p in members)
+        near = sum(dup[p] != "none" for p in members)
         out[split] = {
             "images": len(members),
             "with_exact_duplicate_in_train": exact,

@@ -1,0 +1,263 @@
+"""The replication grid: profile fields, run reuse, export and the three answers.
+
+The runs here are written by hand (predictions chosen image by image), so
+every summary, test and difference has a value worked out in the comments.
+The real-data results committed under ``results/scratch`` are checked at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from brainlib import evaluation, replication, training
+from brainlib.config import CLASSES, ConfigError, load_profile
+from brainlib.data.splits import split_csv_text
+from tests.conftest import write_image
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (1, 2)
+
+# Test images (2 per class); "G_dup" is a byte copy of the training image G_0.
+A, B = "glioma_tumor/G_dup.jpg", "glioma_tumor/G_3.jpg"
+C, D = "meningioma_tumor/M_3.jpg", "meningioma_tumor/M_4.jpg"
+# The test images each run gets wrong.
+MISSES = {
+    ("paper", 1, "se"): set(), ("paper", 2, "se"): {A},
+    ("paper", 1, "base"): {A, B}, ("paper", 2, "base"): {A, C},
+    ("grouped", 1, "se"): {C, D}, ("grouped", 2, "se"): {A, C, D},
+    ("grouped", 1, "base"): {A, B, C, D}, ("grouped", 2, "base"): {B, C, D},
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def test_grid_fields_read_from_toml_and_command_line():
+    p = load_profile("scratch")
+    assert p.seeds == (42, 43, 44) and p.splits == ("paper", "grouped")
+    q = load_profile("smoke", seeds="7, 8", splits="grouped")
+    assert q.seeds == (7, 8) and q.splits == ("grouped",)
+    with pytest.raises(ConfigError, match="'random'"):
+        load_profile("smoke", splits="paper,random")
+    with pytest.raises(ConfigError, match="repeat"):
+        load_profile("smoke", seeds="1,1")
+    with pytest.raises(ConfigError, match="seeds"):
+        load_profile("smoke", seeds="1,x")
+
+
+def test_grid_pairs_profile_first_without_repeats():
+    p = load_profile("smoke", seeds=(3, 42), splits=("grouped", "paper"))
+    assert training.grid(p) == [("paper", 42), ("grouped", 3), ("grouped", 42), ("paper", 3)]
+    assert training.grid(load_profile("smoke")) == [("paper", 42)]
+
+
+def test_finished_runs_survive_fields_that_do_not_change_training():
+    old = load_profile("scratch").to_dict()
+    for key in ("seeds", "splits"):  # a run.json written before these fields existed
+        old.pop(key)
+    new = load_profile("scratch", bootstrap_resamples=50, description="x").to_dict()
+    assert training.training_fields_changed(old, new) == []
+    changed = training.training_fields_changed(old, load_profile("scratch", dropout=0.3).to_dict())
+    assert changed == ["dropout: 0.5 != 0.3"]
+    old.pop("bn_momentum")  # missing in an old run.json: counts only if not the default
+    assert training.training_fields_changed(old, new) == ["bn_momentum: None != 0.9"]
+
+
+# ---------------------------------------------------------------------- a hand-made grid
+
+
+def _dataset(root: Path) -> tuple[Path, dict[str, str]]:
+    """5 images per class plus an exact copy of G_0; 2 train, 1 val, 2 test per class."""
+    assignment = {}
+    for k, cls in enumerate(CLASSES):
+        for i in range(5):
+            rel = f"{cls}/{cls[0].upper()}_{i}.jpg"
+            write_image(root / rel, seed=10 * k + i, size=(64, 64))
+            assignment[rel] = {0: "train", 1: "train", 2: "val"}.get(i, "test")
+    shutil.copyfile(root / "glioma_tumor/G_0.jpg", root / A)
+    assignment["glioma_tumor/G_4.jpg"] = "train"
+    assignment[A] = "test"
+    return root, assignment
+
+
+def _write_run(folder: Path, meta: dict, split_text: str, misses: set[str]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "split.csv").write_text(split_text)
+    (folder / "run.json").write_text(json.dumps(meta))
+    (folder / "log.txt").write_text("hand-made\n")
+    (folder / "weights").mkdir()
+    (folder / "weights" / "best.weights.h5").write_bytes(b"not exported")
+    (folder / "history.csv").write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss,learning_rate,seconds\n"
+        "1,0.5,1.2,0.5,1.3,0.001,30\n2,0.7,0.8,0.6,1.0,0.001,30\n"
+    )
+    rows = ["path,class," + ",".join(evaluation.PROB_COLUMNS) + ",predicted"]
+    tests = [r.split(",") for r in split_text.splitlines()[1:] if r.endswith(",test")]
+    for path, cls, *_ in tests:
+        k = CLASSES.index(cls)
+        guess = (k + 1) % 4 if path in misses else k
+        proba = [0.7 if j == guess else 0.1 for j in range(4)]
+        rows.append(f"{path},{cls}," + ",".join(map(str, proba)) + f",{CLASSES[guess]}")
+    (folder / "predictions.csv").write_text("\n".join(rows) + "\n")
+    evaluation.evaluate_run(folder, n_resamples=50)  # reads predictions.csv: no model needed
+
+
+@pytest.fixture
+def grid(tmp_path):
+    from brainlib.data import scan_dataset
+
+    data, assignment = _dataset(tmp_path / "data")
+    split_text = split_csv_text(scan_dataset(data), assignment)
+    profile = load_profile("smoke", seeds=SEEDS, splits=("paper", "grouped"), seed=1)
+    runs = tmp_path / "runs"
+    for (split, seed, variant), misses in MISSES.items():
+        p = profile.replace(split=split)
+        meta = {"variant": variant, "seed": seed, "profile": p.to_dict(), "status": "complete",
+                "epochs": 2, "best_epoch": 2, "train_seconds": 60.0, "data_root": str(data),
+                "device": {"cpu_count": 2, "machine": "x86_64"},
+                "versions": {"tensorflow-cpu": "2.21.0", "keras": "3.15.1"}}  # fmt: skip
+        _write_run(training.run_dir(runs, p, variant, seed), meta, split_text, misses)
+    out = replication.export(runs, profile, tmp_path / "results", data)
+    return profile, runs, out
+
+
+def test_export_copies_small_artifacts_once_per_split_and_never_weights(grid):
+    _, _, out = grid
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert "splits/paper.csv" in files and "splits/grouped-duplicates.csv" in files
+    assert len([f for f in files if f.endswith("/run.json")]) == 8
+    assert not [f for f in files if "weights" in f or f.endswith("split.csv")]
+    assert replication.check_metrics(out) == 8
+    flags = replication.duplicate_flags(out, "paper")
+    assert flags[A] == "exact" and flags["glioma_tumor/G_0.jpg"] == "none"
+    assert sum(v != "none" for v in flags.values()) == 1
+
+
+def test_export_again_with_a_smaller_grid_leaves_no_stale_runs(grid, tmp_path):
+    profile, runs, out = grid
+    smaller = profile.replace(seeds=(2,), splits=("grouped",))  # + its own pair (paper, 1)
+    again = replication.export(runs, smaller, out.parent, tmp_path / "data")
+    assert again == out
+    assert sorted(d.name for d in replication.run_dirs(out)) == [
+        "base-grouped-seed2", "base-paper-seed1", "se-grouped-seed2", "se-paper-seed1"]  # fmt: skip
+    assert sorted(p.name for p in (out / "splits").iterdir()) == [
+        "grouped-duplicates.csv", "grouped.csv", "paper-duplicates.csv", "paper.csv"]  # fmt: skip
+
+
+def test_export_refuses_runs_that_disagree_on_their_split(grid, tmp_path):
+    profile, runs, _ = grid
+    split = next((runs / profile.name).glob("base-grouped-seed2")) / "split.csv"
+    split.write_text(split.read_text().replace(f"{B},", f"{B}x,"))
+    with pytest.raises(replication.ReplicationError, match=re.escape("seed2/split.csv")):
+        replication.export(runs, profile, tmp_path / "again")
+
+
+def test_load_names_the_missing_file_and_check_catches_edited_metrics(grid):
+    _, _, out = grid
+    metrics = out / "se-paper-seed1" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    m["accuracy"] = 0.999
+    metrics.write_text(json.dumps(m))
+    with pytest.raises(replication.ReplicationError, match=re.escape("seed1/metrics.json")):
+        replication.check_metrics(out)
+    (out / "base-paper-seed2" / "predictions.csv").unlink()
+    with pytest.raises(replication.ReplicationError, match=re.escape("seed2: predictions.csv")):
+        replication.load(out)
+
+
+def test_summary_over_seeds(grid):
+    _, _, out = grid
+    s = replication.summary(replication.load(out))
+    # SE on the paper split: 8/8 and 7/8 right
+    assert s.loc[("paper", "se"), "accuracy_mean"] == pytest.approx(0.9375)
+    assert s.loc[("paper", "se"), "accuracy_sd"] == pytest.approx(np.std([1, 0.875], ddof=1))
+    assert s.loc[("grouped", "base"), "accuracy_min"] == pytest.approx(0.5)
+    assert list(s.index) == [("paper", "se"), ("paper", "base"), ("grouped", "se"),
+                             ("grouped", "base")]  # fmt: skip
+
+
+def test_se_against_base_per_seed_and_over_seeds(grid):
+    _, _, out = grid
+    per_seed = replication.se_vs_base(out).set_index(["split", "seed"])
+    first = per_seed.loc[("paper", 1)]
+    # base misses A and B, SE none: 2 discordant pairs for SE, exact McNemar p = 2 * 0.5**2
+    assert (first["only_se_right"], first["only_base_right"]) == (2, 0)
+    assert first["mcnemar_p"] == pytest.approx(0.5)
+    assert first["difference"] == pytest.approx(0.25)
+    over = replication.paired_over_seeds(per_seed.reset_index())
+    # paper: +2/8 and +1/8 -> mean 0.1875; grouped: +2/8 and 0/8 -> 0.125
+    assert over.loc["paper", "mean"] == pytest.approx(0.1875)
+    assert over.loc["grouped", "mean"] == pytest.approx(0.125)
+    assert over.loc["paper", "seeds_favouring_se"] == 2
+    assert over.loc["grouped", "seeds_favouring_se"] == 1
+    lo, hi = over.loc["paper", ["ci_low", "ci_high"]]
+    half = 12.706 * np.std([0.25, 0.125], ddof=1) / np.sqrt(2)  # t(0.975, 1 df)
+    assert (lo, hi) == pytest.approx((0.1875 - half, 0.1875 + half), abs=1e-3)
+
+
+def test_leakage_inflation_paired_by_seed(grid):
+    _, _, out = grid
+    leak = replication.leakage_inflation(replication.load(out))
+    # SE: (8-6)/8 and (7-5)/8 -> 0.25, sd 0; base: (6-4)/8 and (6-5)/8 -> 0.1875
+    assert leak.loc["se", "inflation"] == pytest.approx(0.25)
+    assert leak.loc["se", "sd"] == pytest.approx(0.0)
+    assert leak.loc["base", "inflation"] == pytest.approx(0.1875)
+    assert leak.loc["base", "grouped_split"] == pytest.approx((0.5 + 0.625) / 2)
+
+
+def test_accuracy_on_test_images_with_a_duplicate_in_train(grid):
+    _, _, out = grid
+    by = replication.accuracy_by_duplicate(out, "paper")
+    # A (the copy of G_0) is the one leaked image: SE right with seed 1 only, base never
+    assert by.loc[("se", "duplicate in train"), "images"] == 1
+    assert by.loc[("se", "duplicate in train"), "accuracy_mean"] == pytest.approx(0.5)
+    assert by.loc[("base", "duplicate in train"), "accuracy_mean"] == pytest.approx(0.0)
+    assert by.loc[("base", "no duplicate in train"), "accuracy_mean"] == pytest.approx(6 / 7)
+
+
+def test_distance_from_the_paper(grid):
+    _, _, out = grid
+    d = replication.distance_from_paper(replication.load(out))
+    assert d.loc["se", "accuracy_gap"] == pytest.approx(0.9375 - 0.984)
+    assert d.loc["base", "paper_auc"] == pytest.approx(0.987)
+
+
+def test_replication_page_states_the_protocol_and_every_answer(grid, tmp_path):
+    from brainlib.report import replication_markdown
+
+    _, _, out = grid
+    md = replication_markdown(out, tmp_path / "figures")
+    assert "No ImageNet weights" in md and "`image_size` 32 (paper: 224)" in md
+    assert "SE - base = +18.8 points" in md  # paper split, mean of +25.0 and +12.5
+    assert "+25.0 points (paired by seed" in md  # SE's leakage inflation
+    assert "accuracy 0.938 against the paper's 0.984 (-4.6 points)" in md
+    for name in ("replication_runs", "real_figure1_accuracy", "real_se_figure4_confusion"):
+        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+
+
+# --------------------------------------------------------------- the committed results
+
+
+COMMITTED = ROOT / replication.RESULTS_DIR / replication.REPLICATION_PROFILE
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed replication results")
+def test_committed_results_are_complete_and_consistent():
+    frame = replication.load(COMMITTED)
+    profile = load_profile(replication.REPLICATION_PROFILE)
+    expected = {(s, d, v) for s, d in training.grid(profile) for v in ("se", "base")}
+    assert set(zip(frame["split"], frame["seed"], frame["model"], strict=True)) >= expected
+    assert replication.check_metrics(COMMITTED) == len(frame)
+    assert (frame["n_test"] >= 300).all()  # the real test sets: 309 and 311 images
+    for folder in frame["folder"]:
+        meta = json.loads((folder / "run.json").read_text())
+        assert meta["profile"]["weights"] == "none" and meta["status"] == "complete"
+        same_split = profile.replace(split=meta["profile"]["split"]).to_dict()
+        assert training.training_fields_changed(meta["profile"], same_split) == []
+    assert not list(COMMITTED.rglob("*.h5"))
