@@ -191,7 +191,10 @@ def banner(profile: Profile, data_dir: str | None) -> str:
     if profile.dataset == "phantoms":
         data = (f"synthetic phantoms ({profile.phantoms_per_class} per class, "
                 f"{profile.phantom_size} px, seed {profile.seed})")  # fmt: skip
-        note = "a demonstration of the pipeline, not the replication's result"
+        note = (
+            "the notebooks demonstrate the pipeline; the real-data results on the Results "
+            "page come from the committed runs of the scratch profile"
+        )
     else:
         data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"
         note = f"weights: {profile.weights}, {profile.image_size} px"

@@ -154,6 +154,7 @@ def load(root: str | Path):
                 "epochs": int(meta["epochs"]),
                 "best_epoch": int(meta["best_epoch"]),
                 "train_minutes": float(meta["train_seconds"]) / 60,
+                "final_train_accuracy": float(read_history(d)["accuracy"].iloc[-1]),
                 "folder": d,
             }
         )
@@ -233,7 +234,11 @@ def se_vs_base(root: str | Path):
                 "mcnemar_p": float(t["mcnemar_p"]),
             }
         )
-    return pd.DataFrame(rows)
+    order = {"paper": 0, "grouped": 1}
+    out = pd.DataFrame(rows)
+    return out.sort_values(
+        ["split", "seed"], key=lambda c: c.map(order) if c.name == "split" else c
+    )
 
 
 def paired_over_seeds(per_seed, column: str = "difference"):

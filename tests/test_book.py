@@ -79,6 +79,24 @@ def test_results_page_holds_tables_1_2_and_figures_1_5(smoke_book):
     assert "0.984" in text and "0.999" in text  # the paper's headline beside ours
 
 
+def test_results_page_shows_the_committed_real_data_replication(smoke_book):
+    from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
+
+    if not (ROOT / RESULTS_DIR / REPLICATION_PROFILE).is_dir():
+        pytest.skip("no committed replication results")
+    html, _ = smoke_book
+    page = _parse(html / "book" / "results.html")
+    text = " ".join(page.text)
+    assert "No ImageNet weights" in text
+    for question in ("Does SE beat base?", "How much does duplicate leakage inflate",
+                     "How far from the paper"):  # fmt: skip
+        assert question in text, question
+    assert "McNemar" in text and "grouped split" in text
+    for name in ("replication_runs", "real_figure1_accuracy", "real_se_figure4_confusion"):
+        assert any(name in src for src in page.images), name
+    assert any("replication_runs" in src for src in _parse(html / "book" / "intro.html").images)
+
+
 def test_banner_names_the_profile_on_every_page(smoke_book):
     html, _ = smoke_book
     assert "book/intro.html" in (html / "index.html").read_text()  # the home page redirect

@@ -88,9 +88,13 @@ def test_same_seed_same_history_and_weights(smoke_runs, tmp_path):
 
 
 def test_a_folder_of_another_configuration_is_refused(smoke_runs):
-    _, root = smoke_runs
-    with pytest.raises(RunError, match="another profile"):
+    runs, root = smoke_runs
+    with pytest.raises(RunError, match=r"other settings \(dropout: 0.5 != 0.3"):
         train(load_profile("smoke", dropout=0.3), "se", runs_root=root, verbose=0)
+    # settings that do not change training (the grid, the bootstrap) reuse the finished run
+    again = train(load_profile("smoke", bootstrap_resamples=7, seeds="42,43"), "se",
+                  runs_root=root, verbose=0)  # fmt: skip
+    assert again.folder == runs["se"].folder and again.model is None
 
 
 def test_fast_path_trains_exactly_as_end_to_end(tmp_path):
