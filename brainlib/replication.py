@@ -238,7 +238,7 @@ def se_vs_base(root: str | Path):
     out = pd.DataFrame(rows)
     return out.sort_values(
         ["split", "seed"], key=lambda c: c.map(order) if c.name == "split" else c
-    )
+    ).reset_index(drop=True)
 
 
 def paired_over_seeds(per_seed, column: str = "difference"):

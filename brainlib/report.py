@@ -388,7 +388,12 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
     gradcam = replication.run_of(root, "paper", seed, "se") / "figure5_gradcam.png"
     if gradcam.is_file():
         shutil.copyfile(gradcam, figures_out / "real_figure5_gradcam.png")
-        caption = "Figure 5 on the real data: Grad-CAM and Grad-CAM++ of the SE model."
+        cells = -(-int(prof["image_size"]) // 32)  # post_relu is 1/32 of the input, rounded up
+        caption = (
+            "Figure 5 on the real data: Grad-CAM and Grad-CAM++ of the SE model. At "
+            f"{prof['image_size']} px the `post_relu` map has {cells}x{cells} cells, so a heatmap "
+            "can point at a region of the slice, not at a lesion's outline."
+        )
         lines += _figure(figures_out / "real_figure5_gradcam.png", "real-figure5", caption)
     else:
         lines += [
