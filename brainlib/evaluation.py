@@ -396,9 +396,16 @@ def read_metrics(folder: str | Path) -> dict:
 
 
 def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = None) -> dict:
-    """:func:`evaluate_run` for every run of the profile's grid (see ``training.grid``)."""
+    """:func:`evaluate_run` for every run of the profile's grid (see ``training.grid``).
+
+    Images are read from ``data_dir``, else from where the profile finds its
+    data (``$BRAINLIB_DATA_DIR``, ...), not from the folder each run recorded:
+    runs trained elsewhere evaluate here. Their sha256 is checked either way.
+    """
+    from brainlib.data import resolve_data_dir
     from brainlib.training import grid_folders
 
+    data_dir = data_dir if data_dir is not None else resolve_data_dir(profile)
     return {
         key: evaluate_run(folder, profile.bootstrap_resamples, seed=profile.seed, data_dir=data_dir)
         for key, folder in grid_folders(runs_root, profile).items()

@@ -465,7 +465,7 @@ def train(
         "variant": variant,
         "seed": seed,
         "profile": profile_dict,
-        "data_root": str(dataset.root),
+        "data_root": str(dataset.root.resolve()),
         "data_manifest_sha256": dataset.manifest_sha256,
     }
     old = _check_existing(folder, meta)
