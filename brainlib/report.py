@@ -393,7 +393,7 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
             "Figure 5 on the real data: Grad-CAM and Grad-CAM++ of the SE model. At "
             f"{prof['image_size']} px the `post_relu` map has {cells}x{cells} cells, so a heatmap "
             "can point at a region of the slice, not at a lesion's outline; a blank heatmap "
-            "means that no cell had a positive weighted gradient for the predicted class."
+            "means the gradient-weighted activation map was zero or negative in every cell."
         )
         lines += _figure(figures_out / "real_figure5_gradcam.png", "real-figure5", caption)
     else:
