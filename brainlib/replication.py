@@ -68,6 +68,7 @@ def export(
     """
     from brainlib.data import load_dataset
     from brainlib.data.audit import duplicates_in_train, index_duplicates
+    from brainlib.data.splits import read_split_csv
 
     folders = grid_folders(runs_root, profile)
     final = Path(out_root) / profile.name
@@ -94,7 +95,7 @@ def export(
     index = index_duplicates(dataset.records, profile.near_duplicate_distance)
     for split, text in splits.items():
         atomic_write_text(out / "splits" / f"{split}.csv", text)
-        rows = _split_rows(out / "splits" / f"{split}.csv")
+        rows = read_split_csv(out / "splits" / f"{split}.csv")
         dup = duplicates_in_train(index, {r["path"]: r["split"] for r in rows})
         lines = ["path,split,duplicate_in_train"]
         lines += [f'"{r["path"]}",{r["split"]},{dup[r["path"]]}' for r in rows]
@@ -103,12 +104,6 @@ def export(
         shutil.rmtree(final)  # runs no longer in the grid go too
     out.rename(final)
     return final
-
-
-def _split_rows(path: Path) -> list[dict[str, str]]:
-    from brainlib.data.splits import read_split_csv
-
-    return read_split_csv(path)
 
 
 # ------------------------------------------------------------------------------- load
@@ -200,15 +195,16 @@ def summary(frame):
     return out
 
 
-def se_vs_base(root: str | Path):
+def se_vs_base(root: str | Path, frame=None):
     """Per split and seed, SE against base on the same test images.
 
     The paper's unpaired two-proportion z-test and McNemar's paired test on
     the overall accuracy (see :func:`brainlib.statistics.compare_models`).
+    ``frame`` is :func:`load` of ``root`` when the caller has it already.
     """
     import pandas as pd
 
-    frame = load(root)
+    frame = load(root) if frame is None else frame
     rows = []
     for (split, seed), runs in frame.groupby(["split", "seed"]):
         by = dict(zip(runs["model"], runs["folder"], strict=True))
@@ -308,16 +304,16 @@ def duplicate_flags(root: str | Path, split: str) -> dict[str, str]:
     return dict(zip(frame["path"], frame["duplicate_in_train"], strict=True))
 
 
-def accuracy_by_duplicate(root: str | Path, split: str = "paper"):
+def accuracy_by_duplicate(root: str | Path, split: str = "paper", frame=None):
     """Test accuracy on images with and without a (near) duplicate in training, per model.
 
     Mean over seeds of each run's accuracy on each group; ``images`` counts the
-    test images of the group.
+    test images of the group. ``frame`` is :func:`load` of ``root`` if at hand.
     """
     import pandas as pd
 
     flags = duplicate_flags(root, split)
-    frame = load(root)
+    frame = load(root) if frame is None else frame
     rows = []
     for _, run in frame[frame["split"] == split].iterrows():
         p = read_predictions(run["folder"])
@@ -362,18 +358,17 @@ def distance_from_paper(frame, split: str = "paper"):
     return pd.DataFrame(rows).set_index("model")
 
 
-def run_of(root: str | Path, split: str, seed: int, model: str) -> Path:
-    """The exported folder of one run."""
-    frame = load(root)
+def run_of(frame, split: str, seed: int, model: str) -> Path:
+    """The folder of one run in ``frame`` (from :func:`load`)."""
     hit = frame[(frame["split"] == split) & (frame["seed"] == seed) & (frame["model"] == model)]
     if hit.empty:
-        raise ReplicationError(f"{root}: no exported run {model}-{split}-seed{seed}")
+        raise ReplicationError(f"no exported run {model}-{split}-seed{seed}")
     return hit["folder"].iloc[0]
 
 
-def histories(root: str | Path, split: str, seed: int) -> dict:
-    """Both models' ``history.csv`` of one (split, seed) as DataFrames."""
-    return {v: read_history(run_of(root, split, seed, v)) for v in VARIANTS}
+def histories(frame, split: str, seed: int) -> dict:
+    """Both models' ``history.csv`` of one (split, seed) of ``frame`` as DataFrames."""
+    return {v: read_history(run_of(frame, split, seed, v)) for v in VARIANTS}
 
 
 def check_metrics(root: str | Path, atol: float = 1e-9) -> int:

@@ -277,7 +277,7 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
     ]  # fmt: skip
 
     # SE against base
-    per_seed = replication.se_vs_base(root)
+    per_seed = replication.se_vs_base(root, frame)
     over = replication.paired_over_seeds(per_seed)
     lines += ["### Does SE beat base?", ""]
     for split in splits:
@@ -313,7 +313,7 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
             )
         lines.append("")
         try:
-            by_dup = replication.accuracy_by_duplicate(root, "paper")
+            by_dup = replication.accuracy_by_duplicate(root, "paper", frame)
         except replication.ReplicationError:
             by_dup = None
         if by_dup is not None:
@@ -368,7 +368,7 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
 
     # Figures 1-4 of the first seed on the paper split
     seed = seeds[0]
-    hist = replication.histories(root, "paper", seed)
+    hist = replication.histories(frame, "paper", seed)
     lines += [f"### Figures 1-4 on the real data (paper's split, seed {seed})", ""]
     for fig, name, caption in (
         (plots.accuracy_curves(hist), "figure1_accuracy", "Figure 1 on the real data."),
@@ -379,13 +379,13 @@ def replication_markdown(root: str | Path, figures_out: Path) -> str:
         plots.save(fig, figures_out, f"real_{name}")
         lines += _figure(figures_out / f"real_{name}.png", f"real-{name}", caption)
     for v in ("se", "base"):
-        m = read_metrics(replication.run_of(root, "paper", seed, v))
+        m = read_metrics(replication.run_of(frame, "paper", seed, v))
         fig = plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])
         plots.save(fig, figures_out, f"real_{v}_figure4_confusion")
         caption = f"Figure 4 on the real data ({plots.MODEL_LABEL[v]})."
         path = figures_out / f"real_{v}_figure4_confusion.png"
         lines += _figure(path, f"real-{v}-figure4", caption)
-    gradcam = replication.run_of(root, "paper", seed, "se") / "figure5_gradcam.png"
+    gradcam = replication.run_of(frame, "paper", seed, "se") / "figure5_gradcam.png"
     if gradcam.is_file():
         shutil.copyfile(gradcam, figures_out / "real_figure5_gradcam.png")
         cells = -(-int(prof["image_size"]) // 32)  # post_relu is 1/32 of the input, rounded up

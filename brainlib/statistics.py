@@ -185,22 +185,3 @@ def multi_seed_summary(metrics: Sequence[Mapping[str, float]]):
         }
     )
     return out
-
-
-def seed_summary(folders_by_variant: Mapping[str, Sequence]):
-    """Per model: :func:`multi_seed_summary` of accuracy and macro AUC over its evaluated runs."""
-    import pandas as pd
-
-    from brainlib.evaluation import METRICS_FILE, read_metrics
-
-    frames = {}
-    for variant, folders in folders_by_variant.items():
-        runs = [
-            {"accuracy": m["accuracy"], "auc_macro": m["auc_macro"]}
-            for m in (read_metrics(f) for f in folders if (f / METRICS_FILE).is_file())
-        ]
-        if runs:
-            frames[variant] = multi_seed_summary(runs)
-    if not frames:
-        raise ValueError("no evaluated runs to summarise")
-    return pd.concat(frames, names=["model", "metric"])

@@ -104,7 +104,7 @@ replication.summary(frame)
 # images), and the difference over seeds, each seed one unit:
 
 # %%
-per_seed = replication.se_vs_base(Path(runs_dir) / P.name)
+per_seed = replication.se_vs_base(Path(runs_dir) / P.name, frame)
 per_seed
 
 # %%
