@@ -41,8 +41,14 @@ import tensorflow as tf
 from brainlib.config import CLASSES, load_profile
 from brainlib.data import load_dataset
 from brainlib.data.pipeline import image_dataset, preprocess, training_stream
-from brainlib.models import FREEZE_BOUNDARY, build_model, trunk_and_top
-from brainlib.training import dtype_policy, precision_policy, trunk_features
+from brainlib.models import (
+    FREEZE_BOUNDARY,
+    build_model,
+    dtype_policy,
+    precision_policy,
+    trunk_and_top,
+)
+from brainlib.training import trunk_features
 
 SIZE = 224
 BATCH = 16

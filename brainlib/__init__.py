@@ -4,8 +4,10 @@
 Tumor Classification*, Cureus 17(3): e80084.
 
 Layers (a module imports only from the layers above it):
-``config`` -> ``data`` -> ``models`` -> ``training`` ->
-``evaluation`` / ``statistics`` / ``gradcam`` -> ``plots`` -> ``pipeline`` / ``cli``.
+``config`` / ``fileio`` / ``paper`` -> ``data`` -> ``models`` -> ``runs`` (the run
+folder) -> ``training`` -> ``evaluation`` / ``statistics`` / ``gradcam`` ->
+``replication`` -> ``plots`` -> ``findings`` (the results page's sentences) ->
+``pipeline`` / ``cli``.
 """
 
 __version__ = "0.1.0"

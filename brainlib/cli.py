@@ -16,6 +16,7 @@ from brainlib import __version__
 from brainlib.config import (
     DEFAULT_PROFILE,
     REAL_DATASET,
+    VARIANTS,
     ConfigError,
     load_profile,
     parse_overrides,
@@ -90,12 +91,18 @@ def cmd_audit(args) -> int:
     profile = _profile(args)
     ds = _dataset(args, profile)
     dist = args.max_distance if args.max_distance is not None else profile.near_duplicate_distance
+    seed = args.seed if args.seed is not None else profile.seed
     index = index_duplicates(ds.records, dist, progress=not args.json)
     splits = {
-        kind: make_split(ds.records, kind, args.seed, profile.split_fractions, dist, index)
+        kind: make_split(ds.records, kind, seed, profile.split_fractions, dist, index)
         for kind in ("paper", "grouped")
     }
     report = {"root": str(ds.root), **audit_report(index, splits)}
+    if args.flags_dir:
+        from brainlib.data.audit import write_duplicate_flags
+
+        written = write_duplicate_flags(args.flags_dir, index, splits)
+        print(f"duplicate flags: {', '.join(map(str, written))}", file=sys.stderr)
     if args.calibrate:
         report["calibration"] = distance_calibration(ds.records, index.fingerprints)
     if args.json:
@@ -143,7 +150,7 @@ def cmd_train(args) -> int:
     from brainlib.training import train
 
     profile = _profile(args)
-    variants = ("se", "base") if args.variant == "both" else (args.variant,)
+    variants = VARIANTS if args.variant == "both" else (args.variant,)
     for variant in variants:
         result = train(
             profile,
@@ -203,7 +210,7 @@ def cmd_export(args) -> int:
     from brainlib.replication import check_metrics, export
 
     profile = _profile(args)
-    out = export(args.runs, profile, args.out, args.data_dir)
+    out = export(args.runs, profile, args.out)
     print(f"{check_metrics(out)} runs -> {out}")
     return 0
 
@@ -248,7 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--max-distance", type=int, default=None, help="pHash Hamming threshold")
-    p.add_argument("--seed", type=int, default=42, help="seed of the splits audited")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the splits audited (default: the profile's)"
+    )
+    p.add_argument("--flags-dir", default=None, metavar="DIR",
+                   help="also write DIR/<split>-duplicates.csv (per image: exact, near or no "
+                   "duplicate in train), which `brainlib export` reads")  # fmt: skip
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -266,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model into its run folder (resumes if present)")
     p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
     _profile_args(p)
-    p.add_argument("--variant", choices=("se", "base", "both"), default="both")
+    p.add_argument("--variant", choices=(*VARIANTS, "both"), default="both",
+                   help="which model to train (default: both)")  # fmt: skip
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: profile)")
     p.add_argument("--weights", default=None, help="backbone weights: imagenet, none or a file")
@@ -283,7 +296,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="copy the grid's small artifacts (no weights) to results/<profile>/"
     )
-    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
     _profile_args(p)
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--out", default="results", help="results root (default: results)")

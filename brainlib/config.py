@@ -33,6 +33,9 @@ CLASS_LABELS: dict[str, str] = {
     "pituitary_tumor": "Pituitary tumor",
 }
 
+#: The two models the paper compares: with the squeeze-and-excitation block, and without.
+VARIANTS: tuple[str, ...] = ("se", "base")
+
 #: The Kaggle dataset the paper used.
 KAGGLE_DATASET = "thomasdubail/brain-tumors-256x256"
 REAL_DATASET = "brain-tumors-256x256"

@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlib.config import CLASSES
+from brainlib import runs
+from brainlib.config import CLASSES, VARIANTS
 from brainlib.fileio import atomic_write_json, atomic_write_text, read_json
+from brainlib.runs import METRICS_JSON as METRICS_FILE
+from brainlib.runs import PREDICTIONS_CSV as PREDICTIONS
 
-PREDICTIONS = "predictions.csv"
-METRICS_FILE = "metrics.json"
 PROB_COLUMNS = tuple(f"p_{c}" for c in CLASSES)
 TABLE_COLUMNS = ("precision", "recall", "f1", "auc", "accuracy", "ovr_accuracy", "support")
 
@@ -51,7 +52,7 @@ class EvaluationError(RuntimeError):
 def _test_rows(folder: Path) -> list[dict]:
     from brainlib.data.splits import read_split_csv
 
-    path = folder / "split.csv"
+    path = folder / runs.SPLIT_CSV
     if not path.is_file():
         raise EvaluationError(f"{folder}: no split.csv (not a run folder, or an unfinished one)")
     rows = [r for r in read_split_csv(path) if r["split"] == "test"]
@@ -74,18 +75,15 @@ def predict_run(
 
     from brainlib.data.layout import sha256_file
     from brainlib.data.pipeline import eval_batches, image_dataset
-    from brainlib.training import load_trained_model
 
     folder = Path(folder)
     out = folder / PREDICTIONS
     if out.is_file() and not force:
         return read_predictions(folder)
-    meta_path = folder / "run.json"
-    if not meta_path.is_file():
-        raise EvaluationError(f"{folder} is not a run folder (no run.json)")
-    meta = read_json(meta_path)
-    if meta.get("status") != "complete":
-        raise EvaluationError(f"{folder}: the run is not complete (status {meta.get('status')!r})")
+    try:
+        meta = runs.require_complete(folder)
+    except runs.RunError as err:
+        raise EvaluationError(str(err)) from err
     root = Path(data_dir) if data_dir else Path(meta["data_root"])
     rows = _test_rows(folder)
     problems = []
@@ -99,7 +97,7 @@ def predict_run(
         raise EvaluationError(
             f"test images of {folder} do not match its split.csv:\n  " + "\n  ".join(problems[:10])
         )
-    model = load_trained_model(folder)
+    model = runs.load_trained_model(folder)
     size = int(model.input.shape[1])
     labels = [CLASSES.index(r["class"]) for r in rows]
     cached = image_dataset([str(root / r["path"]) for r in rows], labels, size)
@@ -258,7 +256,7 @@ def accuracy_column_evidence():
     counts = implied_test_counts()
     total = sum(counts.values())
     rows = []
-    for variant in ("se", "base"):
+    for variant in VARIANTS:
         for cls in CLASSES:
             row = reported()[variant][cls]
             n = counts[cls]
@@ -363,7 +361,7 @@ def evaluate_run(
     y, proba = labels_and_proba(frame)
     table = per_class_table(y, proba)
     low, high = bootstrap_table(y, proba, n_resamples, seed)
-    meta = read_json(folder / "run.json")
+    meta = runs.read_meta(folder)
 
     def clean(df):
         return json.loads(df.to_json(orient="index"))
@@ -396,17 +394,16 @@ def read_metrics(folder: str | Path) -> dict:
 
 
 def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = None) -> dict:
-    """:func:`evaluate_run` for every run of the profile's grid (see ``training.grid``).
+    """:func:`evaluate_run` for every run of the profile's grid (see :func:`brainlib.runs.grid`).
 
     Images are read from ``data_dir``, else from where the profile finds its
     data (``$BRAINLIB_DATA_DIR``, ...), not from the folder each run recorded:
     runs trained elsewhere evaluate here. Their sha256 is checked either way.
     """
     from brainlib.data import resolve_data_dir
-    from brainlib.training import grid_folders
 
     data_dir = data_dir if data_dir is not None else resolve_data_dir(profile)
     return {
         key: evaluate_run(folder, profile.bootstrap_resamples, seed=profile.seed, data_dir=data_dir)
-        for key, folder in grid_folders(runs_root, profile).items()
+        for key, folder in runs.grid_folders(runs_root, profile).items()
     }

@@ -3,6 +3,10 @@
 Heatmaps are taken at the backbone's last feature map, ``post_relu`` (7x7 at
 224), for the predicted class, with the softmax replaced by a linear output
 (``ReplaceToLinear``, as tf-keras-vis recommends), and upsampled to the image.
+tf-keras-vis walks back from a named layer that is not a convolution to the
+last ``Conv2D`` before it (``conv5_block3_3_conv``, before the residual sum and
+the final BatchNorm-ReLU) unless ``seek_penultimate_conv_layer=False``; it is
+passed, so the maps are those of ``post_relu`` itself.
 
 On the phantom data the lesion masks are known, so localisation can be
 scored instead of eyeballed:
@@ -58,6 +62,7 @@ def heatmaps(
         CategoricalScore(list(map(int, class_indices))),
         x,
         penultimate_layer=layer,
+        seek_penultimate_conv_layer=False,  # else it walks back to the last Conv2D before `layer`
         normalize_cam=False,
         expand_cam=True,
     )
@@ -94,16 +99,17 @@ def random_baseline(masks: Sequence[np.ndarray], seed: int = 0, repeats: int = 2
 
 
 def resized_masks(paths: Sequence[str], size: int) -> np.ndarray:
-    """Phantom lesion masks, padded and resized exactly as their images are."""
+    """Phantom lesion masks, padded and resized exactly as their images are
+    (:func:`brainlib.data.pipeline.pad_resize`), then thresholded at half."""
     import tensorflow as tf
 
     from brainlib.data.phantoms import load_mask
+    from brainlib.data.pipeline import pad_resize
 
     out = []
     for p in paths:
-        m = load_mask(p).astype(np.float32)[..., None]
-        r = tf.image.resize_with_pad(m, size, size, method="bilinear").numpy()[..., 0]
-        out.append(r > 0.5)
+        m = load_mask(p).astype(np.uint8)[..., None] * 255
+        out.append(pad_resize(tf.constant(m), size).numpy()[..., 0] > 127)
     return np.stack(out)
 
 

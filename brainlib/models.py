@@ -26,16 +26,16 @@ inference mode (Keras 3 semantics of ``trainable = False``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
 from keras import layers
 
-from brainlib.config import CLASSES
+from brainlib.config import CLASSES, VARIANTS, Profile
 
 FREEZE_BOUNDARY = "conv5_block1_preact_bn"
 BACKBONE_OUTPUT = "post_relu"
-VARIANTS = ("se", "base")
 
 
 class WeightsError(RuntimeError):
@@ -208,3 +208,47 @@ def summary_table(model: keras.Model, head_only: bool = True):
             }
         )
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------- from a profile
+
+
+def precision_policy(mixed: bool) -> str:
+    """``float32``, or the mixed policy this machine supports (bf16 CPU, fp16 GPU)."""
+    if not mixed:
+        return "float32"
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Build models under Keras dtype policy ``name``; restore the old one afterwards."""
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def build_for_profile(profile: Profile, variant: str, weights=None) -> keras.Model:
+    """The model of ``variant`` with the profile's size, weights, precision and head settings."""
+    with dtype_policy(precision_policy(profile.mixed_precision)):
+        model = build_model(
+            variant,
+            weights=weights if weights is not None else profile.weights,
+            input_shape=(profile.image_size, profile.image_size, 3),
+            se_ratio=profile.se_ratio,
+            dropout=profile.dropout,
+            trainable_from=FREEZE_BOUNDARY if profile.trainable_from == "paper" else None,
+        )
+    if profile.bn_momentum is not None:
+        # Short runs from scratch: BatchNorm's moving averages must catch up with
+        # the batch statistics within a few hundred steps, or inference-mode
+        # outputs (validation, test) collapse towards a constant.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = profile.bn_momentum
+    return model

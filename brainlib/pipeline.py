@@ -13,7 +13,12 @@
    the error, leaves the executed notebook for inspection and exits non-zero;
 4. builds the Jupyter Book (``jupyter-book build -W``, warnings are errors)
    from the executed notebooks, with a banner naming the profile and the data
-   on every page.
+   on every page. The results page is a notebook too (``07_replication``): it
+   reads the committed replication under ``results/`` and this build's runs.
+
+Paths handed to the notebooks are relative to ``notebooks/`` (their working
+folder), and the parameters cells are removed from the pages, so no page
+shows a path of the machine that built it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import yaml
 
 from brainlib.config import Profile, load_profile
 from brainlib.fileio import atomic_write_text
+from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
 
 NOTEBOOKS = (
     "01_data",
@@ -39,7 +45,10 @@ NOTEBOOKS = (
     "04_evaluation",
     "05_statistics",
     "06_gradcam",
+    "07_replication",
 )
+#: The results page: the committed replication, then this build's runs beside the paper.
+RESULTS_NOTEBOOK = "07_replication"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -127,12 +136,19 @@ def execute_notebooks(
     out_dir.mkdir(parents=True, exist_ok=True)
     data_hash = load_dataset(profile, data_dir, allow_mismatch=True).manifest_sha256
     code_hash = package_hash()
+    nb_dir = root / "notebooks"
     parameters = {
         "profile": profile.name,
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
-        "runs_dir": str((build / "runs").resolve()),
+        "runs_dir": os.path.relpath(build / "runs", nb_dir),
         "weights": weights,
         "overrides": overrides or {},
+    }
+    extra = {
+        RESULTS_NOTEBOOK: {
+            "results_dir": os.path.relpath(root / RESULTS_DIR / REPLICATION_PROFILE, nb_dir),
+            "figures_dir": os.path.relpath(build / "figures", nb_dir),
+        }
     }
     # the kernels inherit this environment: no TensorFlow or Python warnings in the pages
     env_backup = {k: os.environ.get(k) for k in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONWARNINGS")}
@@ -145,7 +161,8 @@ def execute_notebooks(
             if not source_path.is_file():
                 raise PipelineError(f"missing notebook source {source_path}")
             source = source_path.read_text(encoding="utf-8")
-            key = step_key(source, parameters, data_hash, code_hash, upstream)
+            params = {**parameters, **extra.get(name, {})}
+            key = step_key(source, params, data_hash, code_hash, upstream)
             executed = out_dir / f"{name}.ipynb"
             key_file = out_dir / f"{name}.key"
             if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
@@ -162,7 +179,7 @@ def execute_notebooks(
                 papermill.execute_notebook(
                     str(staged),
                     str(executed),
-                    parameters=parameters,
+                    parameters=params,
                     kernel_name="python3",
                     cwd=str(root / "notebooks"),
                     progress_bar=False,
@@ -201,23 +218,31 @@ def banner(profile: Profile, data_dir: str | None) -> str:
     return f"Built with profile <b>{profile.name}</b> on {data}: {note}."
 
 
+def _page(executed: Path, out: Path) -> None:
+    """The executed notebook as a book page: papermill's injected parameters removed too."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags or "parameters" in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, out)
+
+
 def build_book(
     root: Path,
     profile: Profile,
     executed: list[StepResult],
     data_dir: str | None,
-    runs_dir: Path,
     log=print,
 ) -> Path:
-    """Stage the book (pages, executed notebooks, results page) and run ``jupyter-book build -W``.
+    """Stage the book (pages, executed notebooks, figures) and run ``jupyter-book build -W``.
 
     The staged copy mirrors the project (``book/``, ``notebooks/NN.ipynb``), so
     the Binder and Colab buttons of each chapter open the repository's own
     notebook of the same path.
     """
-    from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
-    from brainlib.report import replication_markdown, results_markdown
-
     build = root / "_build" / profile.name
     site = build / "site"
     if site.exists():
@@ -225,18 +250,10 @@ def build_book(
     shutil.copytree(root / "book", site / "book")
     (site / "notebooks").mkdir()
     for step in executed:
-        shutil.copyfile(step.path, site / "notebooks" / f"{step.name}.ipynb")
-    body = results_markdown(runs_dir, profile, site / "book" / "figures")
-    (site / "book" / "_results_body.md").write_text(body, encoding="utf-8")
-    committed = root / RESULTS_DIR / REPLICATION_PROFILE
-    if committed.is_dir():
-        real = replication_markdown(committed, site / "book" / "figures")
-    else:
-        real = (
-            f"```{{warning}}\nNo results in `{RESULTS_DIR}/{REPLICATION_PROFILE}/`: "
-            "`make results` trains and exports them.\n```\n"
-        )
-    (site / "book" / "_replication_body.md").write_text(real, encoding="utf-8")
+        _page(step.path, site / "notebooks" / f"{step.name}.ipynb")
+    figures = build / "figures"  # drawn by the results notebook for the other pages
+    if figures.is_dir():
+        shutil.copytree(figures, site / "book" / "figures", dirs_exist_ok=True)
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(profile, data_dir)
@@ -271,8 +288,10 @@ def run(
             f"{root} is not the brainlib project root (no notebooks/ or _config.yml)"
         )
     profile = load_profile(profile_name, **(overrides or {}))
-    steps = execute_notebooks(profile, root, data_dir, weights, overrides, log=log)
+    # without the book, the results page (a page of the book) is not executed either:
+    # `make results` trains and exports first, then builds the book with its page
+    names = NOTEBOOKS if book else tuple(n for n in NOTEBOOKS if n != RESULTS_NOTEBOOK)
+    steps = execute_notebooks(profile, root, data_dir, weights, overrides, names=names, log=log)
     if not book:
         return None
-    runs_dir = root / "_build" / profile.name / "runs"
-    return build_book(root, profile, steps, data_dir, runs_dir, log=log)
+    return build_book(root, profile, steps, data_dir, log=log)

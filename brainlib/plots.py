@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from brainlib.config import CLASS_LABELS, CLASSES
+from brainlib.config import CLASS_LABELS, CLASSES, VARIANTS
 
 SHORT = {"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "normal": "normal",
          "pituitary_tumor": "pituitary"}  # fmt: skip
@@ -141,13 +141,13 @@ def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | 
     )
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     order = [s for s in ("paper's random split", "grouped split") if s in set(d["split"])]
-    hue_order = [MODEL_LABEL[v] for v in ("se", "base")]
+    hue_order = [MODEL_LABEL[v] for v in VARIANTS]
     sns.pointplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
                   dodge=0.4, linestyle="none", errorbar="sd", markers="_", markersize=20,
                   palette="deep", ax=ax, legend=False)  # fmt: skip
     sns.stripplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
                   dodge=True, jitter=0.08, size=7, palette="deep", ax=ax)  # fmt: skip
-    for v, colour in zip(("se", "base"), sns.color_palette("deep"), strict=False):
+    for v, colour in zip(VARIANTS, sns.color_palette("deep"), strict=False):
         if paper_accuracy and v in paper_accuracy:
             ax.axhline(paper_accuracy[v], ls="--", lw=1, color=colour,
                        label=f"paper, {MODEL_LABEL[v]} ({paper_accuracy[v]:.3f})")  # fmt: skip
@@ -227,5 +227,38 @@ def sample_grid(records, per_class: int = 4, seed: int = 0):
                 ax.set_title(members[pick[j]].relpath.split("/")[-1], fontsize=7)
         axes[i, 0].set_ylabel(SHORT[cls])
     fig.suptitle("Sample images per class")
+    fig.tight_layout()
+    return fig
+
+
+def class_balance(counts: Mapping[str, int], paper_counts: Mapping[str, int] | None = None):
+    """Images per class (bars), with the paper's counts as markers when given."""
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    names = [SHORT[c] for c in CLASSES]
+    sns.barplot(x=names, y=[counts.get(c, 0) for c in CLASSES], color="#4c72b0", ax=ax,
+                label="this profile")  # fmt: skip
+    if paper_counts:
+        ax.scatter(names, [paper_counts[c] for c in CLASSES], marker="D", color="black",
+                   zorder=3, label="the paper")  # fmt: skip
+    ax.set(ylabel="images", title="Images per class")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
+    """Pairs of images side by side; ``pairs`` holds ``(path_a, path_b, caption)``."""
+    from brainlib.data import load_rgb
+
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
+    for row, (a, b, caption) in zip(axes, pairs, strict=True):
+        for ax, rel in zip(row, (a, b), strict=True):
+            ax.imshow(load_rgb(Path(root) / rel))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(rel, fontsize=6)
+        row[0].set_ylabel(caption, fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

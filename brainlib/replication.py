@@ -1,7 +1,7 @@
 """The replication grid as committed evidence: export, load, and the three answers.
 
 A profile with ``seeds`` and ``splits`` trains both models for every (split,
-seed) pair (:func:`brainlib.training.grid`). :func:`export` copies the small
+seed) pair (:func:`brainlib.runs.grid`). :func:`export` copies the small
 artifacts of those runs (never weights) into ``results/<profile>/``::
 
     results/scratch/
@@ -24,25 +24,19 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlib.config import CLASSES, Profile
-from brainlib.evaluation import (
-    METRICS_FILE,
-    PREDICTIONS,
-    labels_and_proba,
-    read_metrics,
-    read_predictions,
-)
-from brainlib.fileio import atomic_write_text, read_json
+from brainlib import runs
+from brainlib.config import CLASSES, VARIANTS, Profile
+from brainlib.evaluation import labels_and_proba, read_metrics, read_predictions
+from brainlib.fileio import atomic_write_text
 from brainlib.paper import headline
+from brainlib.runs import METRICS_JSON, PREDICTIONS_CSV, read_history
 from brainlib.statistics import compare_models
-from brainlib.training import grid_folders, read_history
 
 #: Where exported results live, and the profile whose results the book shows beside the paper.
 RESULTS_DIR = "results"
 REPLICATION_PROFILE = "scratch"
 #: What a run contributes to ``results/``: provenance, curves, predictions, metrics, log.
-ARTIFACTS = ("run.json", "history.csv", PREDICTIONS, METRICS_FILE, "log.txt")
-VARIANTS = ("se", "base")
+ARTIFACTS = (runs.RUN_JSON, runs.HISTORY_CSV, PREDICTIONS_CSV, METRICS_JSON, runs.LOG_TXT)
 
 
 class ReplicationError(RuntimeError):
@@ -52,25 +46,19 @@ class ReplicationError(RuntimeError):
 # ----------------------------------------------------------------------------- export
 
 
-def export(
-    runs_root: str | Path,
-    profile: Profile,
-    out_root: str | Path = "results",
-    data_dir: str | Path | None = None,
-) -> Path:
+def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "results") -> Path:
     """Copy the grid's small artifacts to ``out_root/<profile>/``; returns that folder.
 
     The folder is replaced as a whole, so it holds exactly the grid's runs.
 
     Every run must be complete and evaluated. Runs of one split must share one
-    split manifest (it is stored once). With the images at hand (``data_dir``
-    or the runs' ``data_root``), each split's duplicate flags are written too.
+    split manifest (it is stored once). Each split's duplicate flags come from
+    the data stage (``<runs_root>/<profile>/data/``, written by the data
+    notebook or ``brainlib audit --flags-dir``); no image is read here.
     """
-    from brainlib.data import load_dataset
-    from brainlib.data.audit import duplicates_in_train, index_duplicates
     from brainlib.data.splits import read_split_csv
 
-    folders = grid_folders(runs_root, profile)
+    folders = runs.grid_folders(runs_root, profile)
     final = Path(out_root) / profile.name
     out = final.with_name(f".{final.name}.tmp")  # built aside, then swapped in whole
     shutil.rmtree(out, ignore_errors=True)
@@ -79,31 +67,51 @@ def export(
         missing = [a for a in ARTIFACTS if not (folder / a).is_file()]
         if missing:
             raise ReplicationError(f"{folder}: {', '.join(missing)} missing (evaluate it first)")
-        text = (folder / "split.csv").read_text(encoding="utf-8")
+        text = (folder / runs.SPLIT_CSV).read_text(encoding="utf-8")
         if splits.setdefault(split, text) != text:
-            raise ReplicationError(f"{folder / 'split.csv'} differs from another {split} run's")
+            raise ReplicationError(f"{folder / runs.SPLIT_CSV} differs from another {split} run's")
+    flags = {s: _data_stage_flags(runs_root, profile, s) for s in splits}
     for folder in folders.values():
         dst = out / folder.name
         dst.mkdir(parents=True, exist_ok=True)
         for a in ARTIFACTS:
             shutil.copyfile(folder / a, dst / a)
-        gradcam = folder / "figures" / "figure5_gradcam.png"  # drawn by the Grad-CAM notebook
+        gradcam = folder / runs.FIGURES / "figure5_gradcam.png"  # drawn by the Grad-CAM notebook
         if gradcam.is_file():
             shutil.copyfile(gradcam, dst / gradcam.name)
     (out / "splits").mkdir(parents=True, exist_ok=True)
-    dataset = load_dataset(profile, data_dir)
-    index = index_duplicates(dataset.records, profile.near_duplicate_distance)
     for split, text in splits.items():
         atomic_write_text(out / "splits" / f"{split}.csv", text)
-        rows = read_split_csv(out / "splits" / f"{split}.csv")
-        dup = duplicates_in_train(index, {r["path"]: r["split"] for r in rows})
         lines = ["path,split,duplicate_in_train"]
-        lines += [f'"{r["path"]}",{r["split"]},{dup[r["path"]]}' for r in rows]
+        for r in read_split_csv(out / "splits" / f"{split}.csv"):
+            subset, flag = flags[split].get(r["path"], (None, None))
+            if subset != r["split"]:
+                raise ReplicationError(
+                    f"{runs.duplicate_flags_path(runs_root, profile, split)} does not describe "
+                    f"the runs' {split} split ({r['path']}); run the data stage again"
+                )
+            lines.append(f'"{r["path"]}",{subset},{flag}')
         atomic_write_text(out / "splits" / f"{split}-duplicates.csv", "\n".join(lines) + "\n")
     if final.exists():
         shutil.rmtree(final)  # runs no longer in the grid go too
     out.rename(final)
     return final
+
+
+def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tuple[str, str]]:
+    """``path -> (subset, duplicate_in_train)`` from the data stage's flags of ``split``."""
+    import pandas as pd
+
+    path = runs.duplicate_flags_path(runs_root, profile, split)
+    if not path.is_file():
+        raise ReplicationError(
+            f"{path} does not exist: run the data stage first (the data notebook, e.g. "
+            f"`brainlib run --profile {profile.name} --no-book`, or `brainlib audit DATA_DIR "
+            f"--profile {profile.name} --flags-dir {path.parent}`)"
+        )
+    frame = pd.read_csv(path)
+    return {p: (s, f) for p, s, f in frame[["path", "split", "duplicate_in_train"]].itertuples(
+        index=False)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- load
@@ -114,7 +122,7 @@ def run_dirs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise ReplicationError(f"{root} does not exist: export a replication first")
-    dirs = sorted(p for p in root.iterdir() if (p / "run.json").is_file())
+    dirs = sorted(p for p in root.iterdir() if (p / runs.RUN_JSON).is_file())
     if not dirs:
         raise ReplicationError(f"{root} holds no exported runs")
     for d in dirs:
@@ -130,9 +138,9 @@ def load(root: str | Path):
 
     rows = []
     for d in run_dirs(root):
-        meta, m = read_json(d / "run.json"), read_metrics(d)
-        if meta.get("status") != "complete":
-            raise ReplicationError(f"{d / 'run.json'}: status {meta.get('status')!r}")
+        meta, m = runs.read_meta(d), read_metrics(d)
+        if meta.get("status") != runs.COMPLETE:
+            raise ReplicationError(f"{d / runs.RUN_JSON}: status {meta.get('status')!r}")
         lo, hi = m["ci_low"]["overall"], m["ci_high"]["overall"]
         rows.append(
             {
@@ -162,7 +170,7 @@ def load(root: str | Path):
 
 def profile_of(root: str | Path) -> dict:
     """The profile fields the exported runs were trained with (those of the first run)."""
-    return read_json(run_dirs(root)[0] / "run.json")["profile"]
+    return runs.read_meta(run_dirs(root)[0])["profile"]
 
 
 # ---------------------------------------------------------------------------- answers
@@ -206,8 +214,8 @@ def se_vs_base(root: str | Path, frame=None):
 
     frame = load(root) if frame is None else frame
     rows = []
-    for (split, seed), runs in frame.groupby(["split", "seed"]):
-        by = dict(zip(runs["model"], runs["folder"], strict=True))
+    for (split, seed), pair in frame.groupby(["split", "seed"]):
+        by = dict(zip(pair["model"], pair["folder"], strict=True))
         if set(by) != set(VARIANTS):
             raise ReplicationError(f"{root}: {split} seed {seed} lacks one of the models")
         p_se, p_base = read_predictions(by["se"]), read_predictions(by["base"])
@@ -384,7 +392,7 @@ def check_metrics(root: str | Path, atol: float = 1e-9) -> int:
         table, m = per_class_table(y, proba), read_metrics(d)
         for key, row in (("accuracy", "accuracy"), ("auc_macro", "auc")):
             if abs(float(table.loc["overall", row]) - m[key]) > atol:
-                raise ReplicationError(f"{d / METRICS_FILE}: {key} does not match predictions.csv")
+                raise ReplicationError(f"{d / METRICS_JSON}: {key} does not match predictions.csv")
         if sorted(set(CLASSES)) != sorted(m["classes"]):
-            raise ReplicationError(f"{d / METRICS_FILE}: unexpected classes {m['classes']}")
+            raise ReplicationError(f"{d / METRICS_JSON}: unexpected classes {m['classes']}")
     return len(dirs)

@@ -14,7 +14,7 @@ comparison for paired predictions (:func:`mcnemar_test`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -166,22 +166,3 @@ def compare_models(
             }
         )
     return pd.DataFrame(rows).set_index("group")
-
-
-def multi_seed_summary(metrics: Sequence[Mapping[str, float]]):
-    """Mean, standard deviation (ddof=1), min and max of each metric over runs."""
-    import pandas as pd
-
-    if not metrics:
-        raise ValueError("no runs to summarise")
-    frame = pd.DataFrame(list(metrics))
-    out = pd.DataFrame(
-        {
-            "runs": frame.count(),
-            "mean": frame.mean(),
-            "sd": frame.std(ddof=1) if len(frame) > 1 else frame.mean() * np.nan,
-            "min": frame.min(),
-            "max": frame.max(),
-        }
-    )
-    return out

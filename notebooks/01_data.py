@@ -37,7 +37,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -47,12 +47,12 @@ overrides = {}
 # %%
 import pandas as pd
 
-from brainlib import config, data, paper, plots
+from brainlib import config, data, paper, plots, runs
 from brainlib.data import audit, splits
 
 P = config.load_profile(profile, **overrides)
 ds = data.load_dataset(P, data_dir, allow_mismatch=True)
-print(f"profile {P.name}: {len(ds.records)} images from {ds.root}")
+print(f"profile {P.name}: {len(ds.records)} images in the folder {ds.root.name}/")
 print(ds.check.summary() if ds.check else "synthetic data: no manifest to check against")
 
 # %% [markdown]
@@ -63,9 +63,16 @@ print(ds.check.summary() if ds.check else "synthetic data: no manifest to check 
 # same number per class.
 
 # %%
-pd.DataFrame({"images": data.class_counts(ds.records), "paper": paper.reported()["dataset"]}).drop(
+counts = data.class_counts(ds.records)
+fig = plots.class_balance(counts, paper.reported()["dataset"])
+pd.DataFrame({"images": counts, "paper": paper.reported()["dataset"]}).drop(
     index="total", errors="ignore"
 )
+
+# %% [markdown]
+# The normal class is half the size of the others: a model that never said
+# "normal" would still be right on 86% of the paper's images. This is why the
+# split below is stratified by class, and why Tables 1-2 report each class.
 
 # %%
 fig = plots.sample_grid(ds.records, per_class=5, seed=P.seed)
@@ -93,10 +100,12 @@ kinds = {
     )
     for kind in ("paper", "grouped")
 }
-pd.concat(
+per_class = pd.concat(
     {kind: pd.DataFrame(splits.split_summary(ds.records, a)) for kind, a in kinds.items()},
     axis=1,
 )
+per_class.loc["total"] = per_class.sum()
+per_class
 
 # %% [markdown]
 # ## Leakage: duplicates inside the dataset and across the split
@@ -119,12 +128,27 @@ summary
 pd.DataFrame(audit.distance_calibration(ds.records, index.fingerprints, max_distance=12))
 
 # %% [markdown]
+# What the two kinds look like, side by side: pairs whose decoded pixels are
+# identical, then pairs that differ but whose pHashes lie within the
+# threshold.
+
+# %%
+exact = [(g[0], g[1], "identical pixels") for g in index.exact_groups[:3]]
+near = [(a, b, f"pHash distance {d}") for a, b, d in index.near_edges if d > 0][:3]
+for title, pairs in (("Exact duplicates", exact), ("Near duplicates", near)):
+    if pairs:
+        fig = plots.duplicate_pairs(pairs, ds.root, f"{title} in the {P.name} data")
+    else:
+        print(f"{title}: none in the {P.name} data (the phantoms are drawn one by one).")
+
+# %% [markdown]
 # The threshold is the largest distance whose median thumbnail correlation
 # stays at or above 0.9. How many validation and test images have a copy in
 # training, under the paper's random split and under the *grouped* split,
 # which keeps every duplicate group inside one subset?
 
 # %%
+flags = audit.write_duplicate_flags(runs.data_stage_dir(runs_dir, P), index, kinds)  # for export
 leak = pd.DataFrame(
     {
         (kind, sub): report["splits"][kind][sub]
@@ -143,3 +167,17 @@ pd.DataFrame(report["near"]["cross_label_examples"])
 # on both copies. With the paper's random split, a test image with a copy in
 # training measures memory, not generalisation; the replication chapter
 # compares the two splits.
+#
+# ## Exercises
+#
+# 1. Raise the threshold: run this chapter with
+#    `overrides = {"near_duplicate_distance": 8}` (the parameters cell, or
+#    `brainlib run --set near_duplicate_distance=8`). How many near-duplicate
+#    groups are there now, how large is the largest, and what does the
+#    calibration table say about pairs at distance 8?
+# 2. Change the split seed (`overrides = {"seed": 7}`): how many test images
+#    have a near duplicate in training under the paper's split now? Is the
+#    grouped split still free of them?
+# 3. With the real data (`profile = "scratch"`), find a cross-label pair in
+#    the table above and show it with `plots.duplicate_pairs([(a, b, "?")],
+#    ds.root, "...")`. Which label would you trust?

@@ -55,7 +55,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -63,13 +63,119 @@ weights = None
 overrides = {}
 
 # %%
+import keras
+import numpy as np
 import pandas as pd
 
-from brainlib import config, models, training
+from brainlib import config, models
 
 P = config.load_profile(profile, **overrides)
-# The architecture does not depend on the weights: build without downloading any.
-built = {v: training.build_for_profile(P, v, weights="none") for v in models.VARIANTS}
+
+# %% [markdown]
+# ## The SE block and the head, in code
+#
+# Both are a few Keras layers. The copies below are what `brainlib.models`
+# builds (a test and the check after them hold the two to the same outputs);
+# every layer has a name, so Grad-CAM and the frozen boundary can find it.
+
+# %% tags=["method"]
+from keras import layers
+
+
+def se_block(x, ratio=16, name="se"):
+    channels = x.shape[-1]
+    z = layers.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)  # squeeze: one mean per channel
+    s = layers.Dense(channels // ratio, activation="relu", name=f"{name}_reduce")(z)  # W1, b1
+    s = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(s)  # W2, b2: gains
+    s = layers.Reshape((1, 1, channels), name=f"{name}_reshape")(s)
+    return layers.Multiply(name=f"{name}_scale")([x, s])  # scale: each channel by its gain
+
+
+def paper_head(x, dropout=0.5, n_classes=4):
+    for filters in (32, 64, 128):  # three conv blocks; "same" padding keeps a 7x7 map usable
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu",
+                          name=f"head_conv{filters}")(x)  # fmt: skip
+        x = layers.BatchNormalization(name=f"head_bn{filters}")(x)
+        x = layers.MaxPooling2D(padding="same", name=f"head_pool{filters}")(x)  # 7 -> 4 -> 2 -> 1
+    x = layers.GlobalAveragePooling2D(name="head_gap")(x)
+    x = layers.Dense(128, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    # float32 output, also under mixed precision, for a stable softmax
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="predictions")(x)
+
+
+# %% [markdown]
+# Same weights, same outputs: the notebook's SE block and head against the
+# package's, on random 7x7x2048 feature maps (what `post_relu` gives at 224).
+
+# %%
+features = keras.Input((7, 7, 2048))
+ours = keras.Model(features, paper_head(se_block(features)))
+package = keras.Model(features, models.paper_head(models.se_block(features)))
+package.set_weights(ours.get_weights())
+maps = np.random.default_rng(0).normal(size=(2, 7, 7, 2048)).astype("float32")
+gap = np.abs(ours.predict(maps, verbose=0) - package.predict(maps, verbose=0)).max()
+assert gap <= 1e-6, gap
+print(f"largest difference between the notebook's and the package's outputs: {gap:.1e}")
+
+# %% [markdown]
+# ## Squeeze, excite, rescale: a worked example
+#
+# A 2x2 map with 4 channels and a reduction ratio of 2, with weights chosen by
+# hand, computed first with NumPy, line by line as in the equations above,
+# then with `se_block`:
+
+# %%
+x = np.arange(16, dtype="float32").reshape(1, 2, 2, 4) / 10  # channel c holds c/10, c/10 + 0.4, ...
+W1 = np.array([[1, 0], [0, 1], [1, 0], [0, -1]], "float32")  # C x C/r
+b1 = np.zeros(2, "float32")
+W2 = np.array([[1, -1, 0, 2], [0, 1, -1, 1]], "float32")  # C/r x C
+b2 = np.array([0, 0, 0, -1], "float32")
+z = x.mean(axis=(1, 2))  # squeeze
+s = 1 / (1 + np.exp(-(np.maximum(z @ W1 + b1, 0) @ W2 + b2)))  # excite
+y = x * s[:, None, None, :]  # rescale
+inp = keras.Input((2, 2, 4))
+tiny = keras.Model(inp, se_block(inp, ratio=2))
+tiny.set_weights([W1, b1, W2, b2])
+print("z (squeeze) =", z.round(3), "\ns (gains)   =", s.round(3))
+print("y[0, :, :, c] per channel:\n", np.moveaxis(y[0], -1, 0).round(3))
+print("se_block agrees:", np.allclose(tiny.predict(x, verbose=0), y, atol=1e-6))
+
+# %% [markdown]
+# Channel 3 has the largest mean, yet its gain is the smallest: the gains
+# are learned, input-dependent weights, not the channel means themselves.
+#
+# ## The two models at the paper's size
+#
+# At 224x224 the backbone's output, `post_relu`, is 7x7x2048, and the SE block
+# keeps that shape while passing through a 2048-vector and a 128-vector:
+
+# %%
+at_224 = {v: models.build_model(v, weights="none", input_shape=(224, 224, 3))
+          for v in config.VARIANTS}  # fmt: skip
+se_names = ["post_relu", "se_squeeze", "se_reduce", "se_expand", "se_reshape", "se_scale",
+            "head_pool32", "head_pool64", "head_pool128", "predictions"]  # fmt: skip
+pd.DataFrame(
+    {"output shape": [str(tuple(at_224["se"].get_layer(n).output.shape)) for n in se_names]},
+    index=se_names,
+)
+
+# %%
+counts = pd.DataFrame({v: models.parameter_counts(m) for v, m in at_224.items()})
+counts["SE adds"] = counts["se"] - counts["base"]
+counts
+
+# %% [markdown]
+# The SE block adds $2 \cdot 2048^2/16 + 128 + 2048 = 526{,}464$ parameters,
+# all of them trainable; the frozen part (8,594,368 parameters, before
+# `conv5_block1_preact_bn`) is the same in both models.
+#
+# This book's profile builds the models at its own image size; the
+# architecture does not depend on the weights, so they are built here
+# without downloading any:
+
+# %%
+built = {v: models.build_for_profile(P, v, weights="none") for v in config.VARIANTS}
 pd.DataFrame({v: models.parameter_counts(m) for v, m in built.items()})
 
 # %% [markdown]
@@ -98,3 +204,15 @@ cut = names.index(models.FREEZE_BOUNDARY)
 pd.DataFrame(
     [{"layer": layer.name, "trainable": layer.trainable} for layer in m.layers[cut - 2 : cut + 3]]
 )
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Change the reduction ratio: `overrides = {"se_ratio": 8}` in the
+#    parameters cell (or `--set se_ratio=8`). How many parameters does the SE
+#    block add now? Check against $2C^2/r + C/r + C$.
+# 2. In the worked example, set `b2` to zeros. Which channel's gain changes,
+#    and why?
+# 3. Move the frozen boundary: `overrides = {"trainable_from": "all", "fast_path": False}` trains
+#    every layer (the `scratch` profile does). How many trainable parameters
+#    does the SE model have then?

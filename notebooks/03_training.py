@@ -40,7 +40,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -50,12 +50,12 @@ overrides = {}
 # %%
 import pandas as pd
 
-from brainlib import config, paper, plots, training
+from brainlib import config, paper, plots, runs, training
 
 P = config.load_profile(profile, **overrides)
 grid = training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=2)
-runs = {v: grid[(P.split, P.seed, v)] for v in ("se", "base")}
-histories = {v: training.read_history(r.folder) for v, r in runs.items()}
+own = {v: grid[(P.split, P.seed, v)] for v in config.VARIANTS}  # the profile's own seed
+histories = {v: runs.read_history(r.folder) for v, r in own.items()}
 pd.DataFrame(
     {
         v: {
@@ -77,7 +77,7 @@ pd.DataFrame(
 
 # %%
 fig1 = plots.accuracy_curves(histories)
-for r in runs.values():
+for r in own.values():
     _ = plots.save(fig1, r.folder / "figures", "figure1_accuracy")
 
 # %% [markdown]
@@ -85,7 +85,7 @@ for r in runs.values():
 
 # %%
 fig2 = plots.loss_curves(histories)
-for r in runs.values():
+for r in own.values():
     _ = plots.save(fig2, r.folder / "figures", "figure2_loss")
 
 # %% [markdown]
@@ -95,5 +95,16 @@ for r in runs.values():
 
 # %%
 fig3 = plots.accuracy_gap(histories, paper.reported()["training"]["final_accuracy_gap"])
-for r in runs.values():
+for r in own.values():
     _ = plots.save(fig3, r.folder / "figures", "figure3_gap")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Lower the learning rate to the paper's: `overrides = {"learning_rate": 1e-4}`.
+#    How many more epochs does the demo need before early stopping fires?
+# 2. Set `overrides = {"early_stopping_patience": 2}`: which epoch's weights
+#    does each model keep, and how does Figure 3 change?
+# 3. Interrupt `brainlib train --profile demo` with Ctrl-C after a few
+#    epochs and run it again: compare `history.csv` with an uninterrupted
+#    run's (`--runs` another folder).

@@ -37,7 +37,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -47,15 +47,15 @@ overrides = {}
 # %%
 import pandas as pd
 
-from brainlib import config, evaluation, plots, training
+from brainlib import config, evaluation, plots, runs
 
 P = config.load_profile(profile, **overrides)
 evaluation.accuracy_column_evidence()
 
 # %%
 grid = evaluation.evaluate_grid(P, runs_dir, data_dir)  # every run of the profile's grid
-folders = training.seed_runs(runs_dir, P)
-metrics = {v: grid[(P.split, P.seed, v)] for v in ("se", "base")}
+folders = runs.seed_runs(runs_dir, P)
+metrics = {v: grid[(P.split, P.seed, v)] for v in config.VARIANTS}
 pd.DataFrame(
     {
         v: {"test images": m["n_test"], "accuracy": m["accuracy"], "AUC (macro)": m["auc_macro"],
@@ -108,3 +108,14 @@ for v, f in folders.items():
     y, proba = evaluation.labels_and_proba(evaluation.read_predictions(f))
     fig = plots.roc_curves(y, proba, plots.MODEL_LABEL[v])
     _ = plots.save(fig, f / "figures", "roc")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Set `overrides = {"bootstrap_resamples": 200}` and compare the intervals
+#    with those above: which digits move?
+# 2. The paper's "accuracy" column is the F1 score. In `evaluation.side_by_side`,
+#    compare the paper's column with our `recall` instead of `accuracy`: how
+#    many rows would then disagree by more than 0.02?
+# 3. From `metrics["se"]["confusion_matrix"]`, compute the glioma recall by
+#    hand and check it against Table 1's `recall`.

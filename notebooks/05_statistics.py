@@ -38,7 +38,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -48,7 +48,9 @@ overrides = {}
 # %%
 from pathlib import Path
 
-from brainlib import config, evaluation, replication, statistics, training
+import pandas as pd
+
+from brainlib import config, evaluation, replication, runs, statistics
 
 P = config.load_profile(profile, **overrides)
 statistics.reconstruct_paper_ztests()
@@ -74,9 +76,79 @@ statistics.reconstruct_paper_ztests()
 # right, the other wrong), which is where the evidence for a difference lies.
 # Here both tests on the replication's predictions:
 
+# %% [markdown]
+# ## Both tests by hand
+#
+# The **two-proportion z-test** pools the two accuracies into one
+# proportion $\hat p = (k_A + k_B)/(n_A + n_B)$ and asks how many standard
+# errors apart they are:
+# $z = (\hat p_A - \hat p_B) / \sqrt{\hat p (1 - \hat p)(1/n_A + 1/n_B)}$.
+# Its variance is that of two *independent* samples.
+#
+# **McNemar's test** looks only at the images on which the two models
+# disagree: $b$ images only A gets right, $c$ only B. If the models were
+# equally good, each such image would be a fair coin, so $b \sim
+# \mathrm{Binomial}(b + c, 1/2)$; for large $b + c$, $(|b - c| - 1)^2/(b + c)$
+# is close to $\chi^2_1$.
+
+# %% tags=["method"]
+import math
+
+from scipy.stats import binom, chi2, norm
+
+
+def two_proportion_ztest(k_a, n_a, k_b, n_b):
+    pooled = (k_a + k_b) / (n_a + n_b)
+    if pooled in (0.0, 1.0):  # both all right or all wrong: no variance, no evidence
+        return 0.0, 1.0
+    z = (k_a / n_a - k_b / n_b) / math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    return z, 2 * norm.sf(abs(z))  # two-sided
+
+
+def mcnemar(b, c):
+    """b: images only model A gets right; c: only model B. Returns (statistic, p)."""
+    if b + c == 0:
+        return 0.0, 1.0
+    if b + c < 25:  # exact: the smaller count under Binomial(b + c, 1/2), two-sided
+        return float(min(b, c)), min(1.0, 2 * binom.cdf(min(b, c), b + c, 0.5))
+    stat = (abs(b - c) - 1) ** 2 / (b + c)  # chi-square with continuity correction
+    return stat, chi2.sf(stat, df=1)
+
+
+# %% [markdown]
+# Side by side with the package (statsmodels underneath): the paper's
+# overall counts, then this build's two models on their test images.
+
 # %%
-folders = training.seed_runs(runs_dir, P)
+folders = runs.seed_runs(runs_dir, P)
 y, pred_se, pred_base = evaluation.paired_predictions(folders["se"], folders["base"])
+ok_se, ok_base = pred_se == y, pred_base == y
+b, c = int((ok_se & ~ok_base).sum()), int((~ok_se & ok_base).sum())
+mc = statistics.mcnemar_test(ok_se, ok_base)
+pd.DataFrame(
+    {
+        "by hand": [two_proportion_ztest(304, 309, 286, 309)[1], mcnemar(b, c)[1]],
+        "statsmodels": [statistics.two_proportion_ztest(304, 309, 286, 309)[1], mc["p"]],
+    },
+    index=["z-test p, the paper's overall 304/309 vs 286/309",
+           f"McNemar p, this build (b = {b}, c = {c})"],
+)  # fmt: skip
+
+# %% [markdown]
+# ## Why McNemar, not the z-test, for these models
+#
+# Both models classify the *same* test images, so their outcomes are paired:
+# an image that is hard for one model tends to be hard for the other. The
+# z-test's variance assumes two independent samples of images; with paired
+# outcomes that variance is wrong, and it wastes the pairing: the images
+# both models get right (or both wrong) say nothing about which model is
+# better, yet they enter the z-test. McNemar's test conditions on the
+# disagreements, the only images that carry evidence of a difference. With
+# the paper's overall numbers the pairing is unknown (the paper gives no
+# per-image predictions), so only the z-test can be redone from them; for
+# the replication's runs, below, both are shown for each class:
+
+# %%
 statistics.compare_models(y, pred_se, pred_base)
 
 # %% [markdown]
@@ -125,3 +197,14 @@ replication.leakage_inflation(frame) if frame["split"].nunique() == 2 else "one 
 
 # %%
 replication.distance_from_paper(frame)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. In `mcnemar`, the exact test is used below 25 disagreements. Compute
+#    `mcnemar(3, 12)` both ways (exact, and with the chi-square line): how
+#    far apart are the p-values?
+# 2. Redo the paper's meningioma test by hand: 89/91 against 81/91. Which
+#    p-value does the paper print, and for which class?
+# 3. Pretend the two models were scored on *different* test sets of the same
+#    size: which of the two tests still applies?

@@ -38,7 +38,7 @@ if importlib.util.find_spec("brainlib") is None:
     # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
     pass
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "demo"
 data_dir = None
 runs_dir = "../_build/demo/runs"
@@ -46,17 +46,77 @@ weights = None
 overrides = {}
 
 # %%
+import numpy as np
 import pandas as pd
 
-from brainlib import config, evaluation, gradcam, plots, training
+from brainlib import config, evaluation, gradcam, plots, runs
 from brainlib.data import resolve_data_dir
 
 P = config.load_profile(profile, **overrides)
 root = resolve_data_dir(P, data_dir)
-folders = training.seed_runs(runs_dir, P)
-trained = {v: training.load_trained_model(f) for v, f in folders.items()}
+folders = runs.seed_runs(runs_dir, P)
+trained = {v: runs.load_trained_model(f) for v, f in folders.items()}
 predictions = {v: evaluation.read_predictions(f) for v, f in folders.items()}
 phantoms = P.dataset == "phantoms"
+
+# %% [markdown]
+# ## Grad-CAM by hand
+#
+# For a class score $y^c$ (before the softmax) and the feature maps $A^k$ of
+# `post_relu`: the weight of channel $k$ is the mean gradient
+# $\alpha_k = \frac{1}{HW}\sum_{i,j} \partial y^c / \partial A^k_{ij}$, and
+# the map is $\mathrm{ReLU}(\sum_k \alpha_k A^k)$. One `tf.GradientTape`
+# does it:
+
+# %% tags=["method"]
+import keras
+import tensorflow as tf
+
+
+def grad_cam(model, images, class_index, layer="post_relu"):
+    """Grad-CAM maps (N x h x w, at the resolution of ``layer``) for one class."""
+    head = model.get_layer("predictions")
+    softmax, head.activation = head.activation, keras.activations.linear  # score before softmax
+    try:
+        grab = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+        with tf.GradientTape() as tape:
+            maps, scores = grab(images, training=False)
+            score = scores[:, class_index]
+        grads = tape.gradient(score, maps)  # d y^c / d A^k_ij
+    finally:
+        head.activation = softmax
+    alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # one weight per channel
+    return tf.nn.relu(tf.reduce_sum(alpha * maps, axis=-1)).numpy()  # ReLU(sum_k alpha_k A^k)
+
+
+# %% [markdown]
+# The same map from tf-keras-vis, the library used for the figures below, on
+# the first test image of this build's SE model (both before upsampling):
+
+# %%
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+from tf_keras_vis.utils.scores import CategoricalScore
+
+from brainlib.data.pipeline import preprocess
+
+first = predictions["se"].iloc[:1]
+image = preprocess(gradcam.load_images([str(root / p) for p in first["path"]], P.image_size))
+k = config.CLASSES.index(first["predicted"].iloc[0])
+by_hand = grad_cam(trained["se"], image, k)
+library = Gradcam(trained["se"], model_modifier=ReplaceToLinear(), clone=True)(
+    CategoricalScore([k]), image.numpy(), penultimate_layer="post_relu",
+    seek_penultimate_conv_layer=False,  # else it silently moves to the last Conv2D layer
+    normalize_cam=False, expand_cam=False)  # fmt: skip
+scale = max(float(np.max(library)), 1e-12)
+print(f"map {by_hand.shape[1:]}, largest value {float(np.max(library)):.4g}; "
+      f"largest difference, by hand vs tf-keras-vis: {np.abs(by_hand - library).max() / scale:.1e} "
+      "of the largest value")  # fmt: skip
+
+# %% [markdown]
+# The library then upsamples the map to the image, and Grad-CAM++ (which
+# weights the gradients pixel by pixel) comes with it; both are used from
+# here on.
 
 # %%
 for v, model in trained.items():
@@ -97,3 +157,16 @@ for v, model in trained.items():
 # classify most test images correctly: a correct label is no proof that the
 # model looked at the lesion, and one well-placed heatmap (the paper's single
 # glioma) is no evidence either.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. In `grad_cam`, replace `alpha` by a plain mean of the maps
+#    (`tf.ones_like(alpha)`): what is left is the class-agnostic "average
+#    activation". Does the heatmap still change with `class_index`?
+# 2. Take Grad-CAM one block earlier: `grad_cam(trained["se"], image, k,
+#    layer="conv5_block2_out")`. What resolution do you get, and why is
+#    it the same?
+# 3. On the phantoms, raise `tolerance` in `gradcam.localisation_summary` from
+#    2 to 8 pixels: how much of the pointing game's score is owed to the
+#    tolerance, for the models and for random heatmaps?

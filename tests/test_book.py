@@ -65,18 +65,28 @@ def test_smoke_profile_executes_all_notebooks_and_builds_the_book(smoke_book):
         assert "Traceback" not in page.read_text(encoding="utf-8"), f"{name} shows an error"
 
 
+RESULTS_PAGE = Path("notebooks") / "07_replication.html"
+
+
+def _pages(html: Path) -> list[Path]:
+    return [html / "book" / "intro.html", html / "book" / "reproduce.html",
+            *(html / "notebooks" / f"{n}.html" for n in NOTEBOOKS)]  # fmt: skip
+
+
 def test_results_page_holds_tables_1_2_and_figures_1_5(smoke_book):
     html, _ = smoke_book
-    page = _parse(html / "book" / "results.html")
+    page = _parse(html / RESULTS_PAGE)
     text = " ".join(page.text)
     assert "Table 1. SE model" in text and "Table 2. Base model" in text
-    assert page.tables >= 5  # headline, tables 1-2, the two test tables
+    assert page.tables >= 8  # replication summary, runs, seeds, duplicates; headline, 1-2, tests
     for n in range(1, 6):
-        assert any(f"figure{n}_" in src for src in page.images), f"Figure {n} missing"
+        assert f"Figure {n}. " in text, f"Figure {n} missing"
+        assert f"Figure {n} on the real data" in text, f"real Figure {n} missing"
+    assert len([s for s in page.images if not s.startswith("http")]) >= 14
     for src in page.images:
         if not src.startswith(("http", "data:")):
-            assert (html / "book" / src).resolve().is_file(), src
-    assert "0.984" in text and "0.999" in text  # the paper's headline beside ours
+            assert (html / RESULTS_PAGE).parent.joinpath(src).resolve().is_file(), src
+    assert "0.984" in text and "0.999" in text  # the paper's headline beside this build's
 
 
 def test_results_page_shows_the_committed_real_data_replication(smoke_book):
@@ -85,26 +95,33 @@ def test_results_page_shows_the_committed_real_data_replication(smoke_book):
     if not (ROOT / RESULTS_DIR / REPLICATION_PROFILE).is_dir():
         pytest.skip("no committed replication results")
     html, _ = smoke_book
-    page = _parse(html / "book" / "results.html")
-    text = " ".join(page.text)
+    text = " ".join(_parse(html / RESULTS_PAGE).text)
     assert "No ImageNet weights" in text
-    for question in ("Does SE beat base?", "How much does duplicate leakage inflate",
+    for question in ("Does SE beat base?", "The split difference, and duplicates within a split",
                      "How far from the paper"):  # fmt: skip
         assert question in text, question
     assert "McNemar" in text and "grouped split" in text
-    for name in ("replication_runs", "real_figure1_accuracy", "real_se_figure4_confusion"):
-        assert any(name in src for src in page.images), name
+    assert re.search(r"paper split: (SE beats base|base beats SE|no difference shown)", text)
+    assert re.search(r"The grid holds\s+16\s+runs", text)  # a glued number
     assert any("replication_runs" in src for src in _parse(html / "book" / "intro.html").images)
 
 
 def test_banner_names_the_profile_on_every_page(smoke_book):
     html, _ = smoke_book
     assert "book/intro.html" in (html / "index.html").read_text()  # the home page redirect
-    pages = [html / "book" / "intro.html", html / "book" / "results.html",
-             *(html / "notebooks" / f"{n}.html" for n in NOTEBOOKS)]  # fmt: skip
-    for page in pages:
+    for page in _pages(html):
         text = page.read_text(encoding="utf-8")
         assert re.search(r"Built with profile\s*<b>smoke</b>", text), page
+
+
+def test_no_page_shows_parameters_or_a_path_of_the_building_machine(smoke_book):
+    html, _ = smoke_book
+    local = {str(ROOT), str(Path.home()), os.environ.get("BRAINLIB_CACHE_DIR") or str(ROOT)}
+    for page in _pages(html):
+        text = " ".join(_parse(page).text)
+        assert "runs_dir =" not in text and "overrides =" not in text, page
+        for path in local:
+            assert path not in text, f"{page} shows {path}"
 
 
 def test_stderr_noise_is_kept_out_of_the_pages(smoke_book):
@@ -175,7 +192,9 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
     try:
         for name, page in (
             ("home", html / "book" / "intro.html"),  # index.html only redirects here
-            ("results", html / "book" / "results.html"),
+            ("results", html / RESULTS_PAGE),
+            ("model", html / "notebooks" / "02_model.html"),
+            ("gradcam", html / "notebooks" / "06_gradcam.html"),
         ):
             driver.get(page.as_uri())
             WebDriverWait(driver, 30).until(

@@ -25,7 +25,22 @@ def test_split_writes_the_same_manifest_twice(small_dataset, tmp_path, capsys):
             == 0
         )
     assert a.read_bytes() == b.read_bytes()
-    assert main(["split", str(small_dataset), "--kind", "grouped", "--out", str(a)]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:.*differs from the manifest")
+def test_grouped_split_keeps_a_duplicate_with_its_copy(small_dataset, tmp_path):
+    import shutil
+
+    from brainlib.data.splits import read_split_csv
+
+    shutil.copyfile(small_dataset / "normal" / "N_0.jpg", small_dataset / "normal" / "N_copy.jpg")
+    for seed in range(6):  # the copy lands with its original whatever the seed
+        out = tmp_path / f"grouped{seed}.csv"
+        args = ["split", str(small_dataset), "--kind", "grouped", "--seed", str(seed)]
+        assert main([*args, "--out", str(out)]) == 0
+        rows = {r["path"]: r["split"] for r in read_split_csv(out)}
+        assert len(rows) == 21
+        assert rows["normal/N_copy.jpg"] == rows["normal/N_0.jpg"]
 
 
 def test_bad_data_gives_a_clear_error_and_exit_code(small_dataset, capsys):

@@ -82,7 +82,10 @@ def test_the_papers_accuracy_column_is_f1():
     assert ev["equals_f1"].all()
     assert (~ev["equals_recall"]).sum() == 6
     base = ev[ev.model == "base"].set_index("class")
-    assert base.loc["glioma_tumor", "ovr_accuracy_reconstructed"] > 0.95 > 0.92
+    glioma = base.loc["glioma_tumor"]  # one-vs-rest accuracy is well above the column
+    assert glioma["ovr_accuracy_reconstructed"] == pytest.approx(0.954, abs=1e-3)
+    assert glioma["accuracy_column"] == glioma["f1"] == 0.92
+    assert (base["ovr_accuracy_reconstructed"] > base["accuracy_column"]).sum() >= 3
 
 
 def test_side_by_side_puts_paper_and_replication_together(hand_case):

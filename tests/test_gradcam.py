@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from brainlib import gradcam
+from brainlib import gradcam, runs
 from brainlib.config import load_profile
 
 
@@ -68,8 +68,8 @@ def test_a_trained_phantom_model_beats_random_heatmaps(tmp_path):
     frame = evaluation.read_predictions(run.folder)
     accuracy = (frame["class"] == frame["predicted"]).mean()
     assert accuracy > 0.5, f"the phantom model did not learn (test accuracy {accuracy:.2f})"
-    root = training.read_json(run.folder / "run.json")["data_root"]
-    summary = gradcam.localisation_summary(training.load_trained_model(run.folder), frame, root)
+    root = runs.read_meta(run.folder)["data_root"]
+    summary = gradcam.localisation_summary(runs.load_trained_model(run.folder), frame, root)
     best = summary.drop(index="random")["energy_in_mask"].max()
     assert best > 1.5 * summary.loc["random", "energy_in_mask"], summary
 

@@ -74,7 +74,10 @@ def test_flat_graph_reaches_backbone_layers_by_name(se_model, base_model):
     for model in (se_model, base_model):
         assert model.get_layer("post_relu").output.shape[1:] == (7, 7, 2048)
         assert all(not isinstance(layer, keras.Model) for layer in model.layers)
-    assert se_model.get_layer("se_scale") is not None
+    scale = se_model.get_layer("se_scale")  # the SE block rescales post_relu itself
+    assert isinstance(scale, keras.layers.Multiply)
+    assert scale.input[0] is se_model.get_layer("post_relu").output
+    assert se_model.get_layer("head_conv32").input is scale.output
     with pytest.raises(ValueError):
         base_model.get_layer("se_scale")
     table = summary_table(se_model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import jupytext
@@ -29,7 +30,7 @@ def test_pair_is_in_sync_and_committed_without_outputs(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_one_parameters_cell_and_no_function_definitions(name):
+def test_one_parameters_cell_and_functions_only_in_method_cells(name):
     nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, f"{name}: {len(params)} parameters cells"
@@ -37,12 +38,105 @@ def test_one_parameters_cell_and_no_function_definitions(name):
         t.id for t in ast.walk(ast.parse(params[0].source)) if isinstance(t, ast.Name)
     }
     for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
+        if cell.cell_type != "code" or "method" in cell.metadata.get("tags", []):
+            continue  # a method cell shows the method's code; tests below hold it to the package
         code = "\n".join(
             line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
         )
-        defines = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+        defines = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
         for node in ast.walk(ast.parse(code)):
             assert not isinstance(node, defines), f"{name} defines {type(node).__name__}"
     assert any("import brainlib" in c.source or "from brainlib" in c.source for c in nb.cells)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_chapter_ends_with_exercises(name):
+    last = jupytext.read(ROOT / "notebooks" / f"{name}.py").cells[-1]
+    assert last.cell_type == "markdown" and "## Exercises" in last.source
+    assert len(re.findall(r"^# ?\d\.|^\d\. ", last.source, flags=re.M)) >= 2
+
+
+# ------------------------------------------- the notebooks' copies of the method agree
+
+
+def method_namespace(name: str) -> dict:
+    """What the cells tagged ``method`` of a notebook define."""
+    nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+    cells = [c for c in nb.cells if "method" in c.metadata.get("tags", [])]
+    assert cells, f"{name} has no method cell"
+    namespace: dict = {}
+    for cell in cells:
+        exec(compile(cell.source, f"{name}.py", "exec"), namespace)
+    return namespace
+
+
+def test_the_notebooks_se_block_and_head_are_the_packages():
+    keras = pytest.importorskip("keras")
+    import numpy as np
+
+    from brainlib import models
+
+    ns = method_namespace("02_model")
+    features = keras.Input((5, 5, 64))
+    ours = keras.Model(features, ns["paper_head"](ns["se_block"](features)))
+    package = keras.Model(features, models.paper_head(models.se_block(features)))
+    assert [(lay.name, type(lay).__name__) for lay in ours.layers] == [
+        (lay.name, type(lay).__name__) for lay in package.layers
+    ]
+    for a, b in zip(ours.layers, package.layers, strict=True):
+        assert a.get_config() == b.get_config(), a.name
+    package.set_weights(ours.get_weights())
+    x = np.random.default_rng(1).normal(size=(3, 5, 5, 64)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), package.predict(x, verbose=0),
+                               rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_the_notebooks_tests_by_hand_are_statsmodels():
+    import numpy as np
+
+    from brainlib import statistics
+
+    ns = method_namespace("05_statistics")
+    for counts in (
+        (304, 309, 286, 309),
+        (89, 91, 81, 91),
+        (3, 7, 5, 9),
+        (5, 5, 5, 5),
+        (0, 4, 1, 4),
+    ):
+        assert ns["two_proportion_ztest"](*counts) == pytest.approx(
+            statistics.two_proportion_ztest(*counts), rel=1e-9, abs=1e-12
+        ), counts
+    for b, c in ((0, 0), (2, 0), (3, 12), (12, 12), (20, 30), (40, 10)):
+        a_ok = np.array([True] * b + [False] * c + [True] * 7 + [False] * 2)
+        b_ok = np.array([False] * b + [True] * c + [True] * 7 + [False] * 2)
+        package = statistics.mcnemar_test(a_ok, b_ok)
+        stat, p = ns["mcnemar"](b, c)
+        assert (stat, p) == pytest.approx((package["statistic"], package["p"]), rel=1e-9), (b, c)
+
+
+def test_the_notebooks_grad_cam_is_tf_keras_vis():
+    pytest.importorskip("tensorflow")
+    import numpy as np
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from brainlib.models import build_model
+
+    ns = method_namespace("06_gradcam")
+    model = build_model("se", weights="none", input_shape=(96, 96, 3), trainable_from=None)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(2, 96, 96, 3)).astype("float32")
+    explainer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+    nonzero = 0
+    for k in range(4):
+        ours = ns["grad_cam"](model, x, k)
+        library = explainer(CategoricalScore([k, k]), x, penultimate_layer="post_relu",
+                            seek_penultimate_conv_layer=False, normalize_cam=False,
+                            expand_cam=False)  # fmt: skip
+        scale = max(float(np.max(library)), 1e-12)
+        assert ours.shape == library.shape == (2, 3, 3)
+        np.testing.assert_allclose(ours / scale, library / scale, rtol=0, atol=1e-5)
+        nonzero += int(np.max(library) > 0)
+    assert nonzero >= 1  # some class has a positive map: the comparison is not of zeros
+    assert model.get_layer("predictions").activation.__name__ == "softmax"  # restored

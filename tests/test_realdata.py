@@ -92,7 +92,7 @@ def test_paper_profile_code_path_with_backbone_weights_from_a_file(real_data_dir
     keras = pytest.importorskip("keras")
     from keras.src.legacy.saving import legacy_h5_format
 
-    from brainlib import evaluation, training
+    from brainlib import evaluation, runs, training
 
     donor = keras.applications.ResNet50V2(
         include_top=False, weights=None, input_shape=(224, 224, 3)
@@ -107,7 +107,7 @@ def test_paper_profile_code_path_with_backbone_weights_from_a_file(real_data_dir
     meta = json.loads((run.folder / "run.json").read_text())
     assert meta["status"] == "complete" and meta["profile"]["weights"] == str(weights)
     assert meta["profile"]["name"] == "paper" and len(run.history) == 1
-    model = training.load_trained_model(run.folder)
+    model = runs.load_trained_model(run.folder)
     np.testing.assert_array_equal(
         model.get_layer("conv1_conv").get_weights()[0],
         donor.get_layer("conv1_conv").get_weights()[0],

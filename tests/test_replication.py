@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainlib import evaluation, replication, training
+from brainlib import evaluation, replication
+from brainlib import runs as runs_mod
 from brainlib.config import CLASSES, ConfigError, load_profile
 from brainlib.data.splits import split_csv_text
 from tests.conftest import write_image
@@ -53,8 +54,8 @@ def test_grid_fields_read_from_toml_and_command_line():
 
 def test_grid_pairs_profile_first_without_repeats():
     p = load_profile("smoke", seeds=(3, 42), splits=("grouped", "paper"))
-    assert training.grid(p) == [("paper", 42), ("grouped", 3), ("grouped", 42), ("paper", 3)]
-    assert training.grid(load_profile("smoke")) == [("paper", 42)]
+    assert runs_mod.grid(p) == [("paper", 42), ("grouped", 3), ("grouped", 42), ("paper", 3)]
+    assert runs_mod.grid(load_profile("smoke")) == [("paper", 42)]
 
 
 def test_finished_runs_survive_fields_that_do_not_change_training():
@@ -62,11 +63,11 @@ def test_finished_runs_survive_fields_that_do_not_change_training():
     for key in ("seeds", "splits"):  # a run.json written before these fields existed
         old.pop(key)
     new = load_profile("scratch", bootstrap_resamples=50, description="x").to_dict()
-    assert training.training_fields_changed(old, new) == []
-    changed = training.training_fields_changed(old, load_profile("scratch", dropout=0.3).to_dict())
+    assert runs_mod.training_fields_changed(old, new) == []
+    changed = runs_mod.training_fields_changed(old, load_profile("scratch", dropout=0.3).to_dict())
     assert changed == ["dropout: 0.5 != 0.3"]
     old.pop("bn_momentum")  # missing in an old run.json: counts only if not the default
-    assert training.training_fields_changed(old, new) == ["bn_momentum: None != 0.9"]
+    assert runs_mod.training_fields_changed(old, new) == ["bn_momentum: None != 0.9"]
 
 
 # ---------------------------------------------------------------------- a hand-made grid
@@ -110,7 +111,8 @@ def _write_run(folder: Path, meta: dict, split_text: str, misses: set[str]) -> N
 
 @pytest.fixture
 def grid(tmp_path):
-    from brainlib.data import scan_dataset
+    from brainlib.data import index_duplicates, scan_dataset
+    from brainlib.data.audit import write_duplicate_flags
 
     data, assignment = _dataset(tmp_path / "data")
     split_text = split_csv_text(scan_dataset(data), assignment)
@@ -122,8 +124,11 @@ def grid(tmp_path):
                 "epochs": 2, "best_epoch": 2, "train_seconds": 60.0, "data_root": str(data),
                 "device": {"cpu_count": 2, "machine": "x86_64"},
                 "versions": {"tensorflow-cpu": "2.21.0", "keras": "3.15.1"}}  # fmt: skip
-        _write_run(training.run_dir(runs, p, variant, seed), meta, split_text, misses)
-    out = replication.export(runs, profile, tmp_path / "results", data)
+        _write_run(runs_mod.run_dir(runs, p, variant, seed), meta, split_text, misses)
+    index = index_duplicates(scan_dataset(data))  # the data stage's flags
+    write_duplicate_flags(runs_mod.data_stage_dir(runs, profile), index,
+                          {"paper": assignment, "grouped": assignment})  # fmt: skip
+    out = replication.export(runs, profile, tmp_path / "results")
     return profile, runs, out
 
 
@@ -142,7 +147,7 @@ def test_export_copies_small_artifacts_once_per_split_and_never_weights(grid):
 def test_export_again_with_a_smaller_grid_leaves_no_stale_runs(grid, tmp_path):
     profile, runs, out = grid
     smaller = profile.replace(seeds=(2,), splits=("grouped",))  # + its own pair (paper, 1)
-    again = replication.export(runs, smaller, out.parent, tmp_path / "data")
+    again = replication.export(runs, smaller, out.parent)
     assert again == out
     assert sorted(d.name for d in replication.run_dirs(out)) == [
         "base-grouped-seed2", "base-paper-seed1", "se-grouped-seed2", "se-paper-seed1"]  # fmt: skip
@@ -228,17 +233,28 @@ def test_distance_from_the_paper(grid):
     assert d.loc["base", "paper_auc"] == pytest.approx(0.987)
 
 
-def test_replication_page_states_the_protocol_and_every_answer(grid, tmp_path):
-    from brainlib.report import replication_markdown
+def test_the_pages_sentences_on_the_hand_made_grid(grid):
+    from brainlib import findings, paper
 
     _, _, out = grid
-    md = replication_markdown(out, tmp_path / "figures")
-    assert "No ImageNet weights" in md and "`image_size` 32 (paper: 224)" in md
-    assert "SE - base = +18.8 points" in md  # paper split, mean of +25.0 and +12.5
-    assert "+25.0 points (paired by seed" in md  # SE's leakage inflation
-    assert "accuracy 0.938 against the paper's 0.984 (-4.6 points)" in md
-    for name in ("replication_runs", "real_figure1_accuracy", "real_se_figure4_confusion"):
-        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+    frame = replication.load(out)
+    over = replication.paired_over_seeds(replication.se_vs_base(out, frame))
+    sentence = findings.se_vs_base_sentence("paper", over.loc["paper"])
+    assert "SE - base = +18.8 points" in sentence  # mean of +25.0 and +12.5
+    assert "no difference shown" in sentence  # 2 seeds: t-interval [-60.6, +98.1] points
+    leak = replication.leakage_inflation(frame)
+    assert "+25.0 points (paired by seed" in findings.split_difference_sentence(
+        "se", leak.loc["se"]
+    )
+    dist = replication.distance_from_paper(frame)
+    assert "accuracy 0.938 against the paper's 0.984 (-4.6 points)" in findings.distance_sentence(
+        "se", dist.loc["se"]
+    )
+    fit = findings.fit_sentence(frame, paper.reported()["training"])
+    assert "every one below 0.95" in fit  # the hand-made runs end at 0.7
+    caveat = findings.weights_caveat(replication.profile_of(out), {"cpu_count": 2})
+    assert "No ImageNet weights" in caveat and "at 32 px" in caveat
+    assert "`image_size` 32 (paper: 224)" in findings.protocol_sentence(replication.profile_of(out))
 
 
 # --------------------------------------------------------------- the committed results
@@ -251,7 +267,7 @@ COMMITTED = ROOT / replication.RESULTS_DIR / replication.REPLICATION_PROFILE
 def test_committed_results_are_complete_and_consistent():
     frame = replication.load(COMMITTED)
     profile = load_profile(replication.REPLICATION_PROFILE)
-    expected = {(s, d, v) for s, d in training.grid(profile) for v in ("se", "base")}
+    expected = {(s, d, v) for s, d in runs_mod.grid(profile) for v in ("se", "base")}
     assert set(zip(frame["split"], frame["seed"], frame["model"], strict=True)) >= expected
     assert replication.check_metrics(COMMITTED) == len(frame)
     assert (frame["n_test"] >= 300).all()  # the real test sets: 309 and 311 images
@@ -259,5 +275,5 @@ def test_committed_results_are_complete_and_consistent():
         meta = json.loads((folder / "run.json").read_text())
         assert meta["profile"]["weights"] == "none" and meta["status"] == "complete"
         same_split = profile.replace(split=meta["profile"]["split"]).to_dict()
-        assert training.training_fields_changed(meta["profile"], same_split) == []
+        assert runs_mod.training_fields_changed(meta["profile"], same_split) == []
     assert not list(COMMITTED.rglob("*.h5"))

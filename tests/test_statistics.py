@@ -11,7 +11,6 @@ from brainlib.paper import implied_test_counts, reported_p_values
 from brainlib.statistics import (
     compare_models,
     mcnemar_test,
-    multi_seed_summary,
     reconstruct_paper_ztests,
     two_proportion_ztest,
 )
@@ -92,11 +91,3 @@ def test_compare_models_uses_paired_outcomes():
     assert table.loc["glioma_tumor", "only_base_right"] == 0
     assert table.loc["glioma_tumor", "mcnemar_p"] == pytest.approx(2 / 16)
     assert table.loc["overall", "n"] == 20 and "normal" not in table.index
-
-
-def test_multi_seed_summary():
-    s = multi_seed_summary([{"accuracy": 0.9, "auc": 0.95}, {"accuracy": 0.8, "auc": 0.97},
-                            {"accuracy": 0.85, "auc": 0.96}])  # fmt: skip
-    assert s.loc["accuracy", "mean"] == pytest.approx(0.85)
-    assert s.loc["accuracy", "sd"] == pytest.approx(0.05)
-    assert (s.loc["auc", "min"], s.loc["auc", "max"], s.loc["auc", "runs"]) == (0.95, 0.97, 3)

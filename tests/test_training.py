@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from brainlib.config import load_profile
-from brainlib.training import RunError, load_trained_model, train
+from brainlib.runs import RunError, load_trained_model
+from brainlib.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")

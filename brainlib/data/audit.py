@@ -219,6 +219,30 @@ def duplicates_in_train(index: DuplicateIndex, assignment: dict[str, str]) -> di
     return out
 
 
+def duplicate_flags_text(index: DuplicateIndex, assignment: dict[str, str]) -> str:
+    """CSV ``path,split,duplicate_in_train`` (exact / near / none) for every image of a split."""
+    dup = duplicates_in_train(index, assignment)
+    lines = ["path,split,duplicate_in_train"]
+    lines += [f'"{p}",{assignment[p]},{dup[p]}' for p in sorted(assignment)]
+    return "\n".join(lines) + "\n"
+
+
+def write_duplicate_flags(folder, index: DuplicateIndex, splits: dict[str, dict[str, str]]):
+    """The data stage's per-image flags, one ``<kind>-duplicates.csv`` per split kind.
+
+    Later stages (the export of a replication) read them instead of hashing the
+    images again. Returns the paths written.
+    """
+    from pathlib import Path
+
+    from brainlib.fileio import atomic_write_text
+
+    return [
+        atomic_write_text(Path(folder) / f"{kind}-duplicates.csv", duplicate_flags_text(index, a))
+        for kind, a in splits.items()
+    ]
+
+
 def split_leakage(index: DuplicateIndex, assignment: dict[str, str]) -> dict:
     """How many validation/test images have an exact or near duplicate in training."""
     dup = duplicates_in_train(index, assignment)

@@ -1,0 +1,195 @@
+"""The results page's sentences, computed from the results.
+
+Every sentence that draws a conclusion (SE beats base or not, a split
+difference, whether the runs fit their training images, the caveat on the
+weights) is a function of the tables in :mod:`brainlib.replication`, so the
+text cannot disagree with the numbers: change the results and the sentence
+changes with them (``tests/test_findings.py`` does exactly that).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from brainlib.config import load_profile
+from brainlib.plots import MODEL_LABEL
+
+#: Training accuracy that counts as "fits its training images" (the paper's SE
+#: model passed it by epoch 5).
+FIT_ACCURACY = 0.95
+
+SPLIT_WORDS = {
+    "paper": "the paper's stratified random split",
+    "grouped": "the grouped split, which keeps exact and near duplicates on one side",
+}
+#: Fields that describe the data or the grid, not the protocol compared with the paper's.
+_NOT_PROTOCOL = {"name", "description", "dataset", "data_dir", "strict_data", "split", "seed",
+                 "seeds", "splits", "bootstrap_resamples", "extra", "phantoms_per_class",
+                 "phantom_size"}  # fmt: skip
+_PAPER_WORDS = {
+    ("bn_momentum", None): "Keras' 0.99",
+    ("trainable_from", "paper"): "from conv5_block1_preact_bn on",
+}
+
+
+def pts(x: float) -> str:
+    """A difference of proportions in signed percentage points."""
+    return f"{100 * x:+.1f} points"
+
+
+def n_of(k: int, word: str) -> str:
+    return f"{k} {word}" + ("" if k == 1 else "s")
+
+
+def spread(sd: float, lo: float, hi: float, seeds: int) -> str:
+    """', sd x, 95% t-interval [a, b]' in points, or nothing for a single seed."""
+    if seeds < 2:
+        return ""
+    return f", sd {100 * sd:.1f}, 95% t-interval [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def protocol_changes(fields: dict) -> list[str]:
+    """How a run's profile fields differ from the ``paper`` profile, as short phrases."""
+    paper = load_profile("paper").to_dict()
+    out = []
+    for key, value in fields.items():
+        if key in _NOT_PROTOCOL or key not in paper:
+            continue
+        ref = paper[key]
+        if isinstance(ref, tuple):
+            ref = list(ref)
+        if value != ref:
+            out.append(f"`{key}` {value} (paper: {_PAPER_WORDS.get((key, ref), ref)})")
+    return out
+
+
+def weights_caveat(profile: dict, device: dict) -> str:
+    """What the runs' backbone weights allow the page to conclude."""
+    weights, size = profile.get("weights"), profile.get("image_size")
+    where = f"at {size} px on {device.get('device', 'CPU')} ({device.get('cpu_count', '?')} cores)"
+    if weights in (None, "none", ""):
+        return (
+            "**No ImageNet weights.** Every number in this section comes from ResNet50V2 "
+            f"trained from random weights {where}; the paper fine-tuned ImageNet weights at "
+            "224 px. These runs test the pipeline, the statistics and the data, not the "
+            "paper's question (does SE help a fine-tuned ImageNet network?)."
+        )
+    if weights == "imagenet":
+        return f"ImageNet weights, as in the paper, trained {where}."
+    return (
+        f"**Backbone weights from the file `{Path(str(weights)).name}`**, not Keras' ImageNet "
+        f"download, trained {where}: the numbers are as good as that file is."
+    )
+
+
+def protocol_sentence(profile: dict) -> str:
+    changed = protocol_changes(profile)
+    if not changed:
+        return "The paper's architecture, head and training protocol, unchanged."
+    return "The paper's architecture, head and training protocol, except: " + "; ".join(changed)
+
+
+def se_vs_base_verdict(row) -> str:
+    """``"SE beats base"``, ``"base beats SE"`` or ``"no difference shown"`` for one split.
+
+    ``row`` is a row of :func:`brainlib.replication.paired_over_seeds`. With
+    two seeds or more the 95% t-interval over seeds decides; with one seed,
+    McNemar's test on that seed's paired predictions.
+    """
+    if int(row["seeds"]) >= 2:
+        if row["ci_low"] > 0:
+            return "SE beats base"
+        if row["ci_high"] < 0:
+            return "base beats SE"
+        return "no difference shown"
+    if int(row["mcnemar_significant"]):
+        return "SE beats base" if row["mean"] > 0 else "base beats SE"
+    return "no difference shown"
+
+
+def se_vs_base_sentence(split: str, row) -> str:
+    verdict = se_vs_base_verdict(row)
+    seeds = int(row["seeds"])
+    basis = (
+        "the 95% interval over seeds excludes zero"
+        if verdict != "no difference shown" and seeds >= 2
+        else "the interval over seeds includes zero"
+        if seeds >= 2
+        else "one seed only"
+    )
+    interval = spread(row["sd"], row["ci_low"], row["ci_high"], seeds)
+    return (
+        f"**{split} split: {verdict}** ({basis}). SE - base = {pts(row['mean'])} of test "
+        f"accuracy (mean over {n_of(seeds, 'seed')}{interval}); "
+        f"SE was ahead with {int(row['seeds_favouring_se'])} of {seeds}. McNemar's test (paired) "
+        f"finds a difference at p < 0.05 with {int(row['mcnemar_significant'])} of them, the "
+        f"paper's two-proportion z-test with {int(row['z_test_significant'])}."
+    )
+
+
+def split_difference_sentence(model: str, row) -> str:
+    """Paper split minus grouped split for one model (a row of ``leakage_inflation``)."""
+    seeds = int(row["seeds"])
+    lo, hi = row["ci_low"], row["ci_high"]
+    if seeds >= 2 and lo > 0:
+        verdict = "higher on the paper's split"
+    elif seeds >= 2 and hi < 0:
+        verdict = "lower on the paper's split"
+    else:
+        verdict = "no split difference shown"
+    return (
+        f"**{MODEL_LABEL[model]}: {verdict}.** {row['paper_split']:.3f} on the paper's split "
+        f"against {row['grouped_split']:.3f} on the grouped split: {pts(row['inflation'])} "
+        f"(paired by seed, {n_of(seeds, 'seed')}{spread(row['sd'], lo, hi, seeds)})."
+    )
+
+
+def duplicate_sentence(model: str, by_dup) -> str:
+    """Accuracy on test images with a duplicate in training against those without."""
+    with_dup = by_dup.loc[(model, "duplicate in train")]
+    without = by_dup.loc[(model, "no duplicate in train")]
+    gap = with_dup["accuracy_mean"] - without["accuracy_mean"]
+    word = "higher" if gap > 0 else "lower" if gap < 0 else "the same"
+    return (
+        f"**{MODEL_LABEL[model]}**: {with_dup['accuracy_mean']:.3f} on the "
+        f"{int(with_dup['images'])} test images with a duplicate in training against "
+        f"{without['accuracy_mean']:.3f} on the {int(without['images'])} without "
+        f"({pts(gap)}: {word} where a copy was seen in training)."
+    )
+
+
+def fit_sentence(frame, paper_training: dict) -> str:
+    """Whether the runs fit their training images, which leakage needs to pay off."""
+    fit = frame.groupby("model", sort=False)["final_train_accuracy"]
+    lowest, highest = fit.min().min(), fit.max().max()
+    values = " and ".join(f"{m:.3f} ({MODEL_LABEL[v]})" for v, m in fit.mean().items())
+    paper = (
+        f"the paper's SE model passed {FIT_ACCURACY} by epoch "
+        f"{paper_training['train_accuracy_above_095_by_epoch']}"
+    )
+    if highest < FIT_ACCURACY:
+        return (
+            f"These runs end at a mean training accuracy of {values}, every one below "
+            f"{FIT_ACCURACY} ({paper}): they have not fitted their training images, so they "
+            "cannot profit much from copies of them in the test set, and they cannot show how "
+            "much leakage inflates a fitted model's accuracy."
+        )
+    if lowest >= FIT_ACCURACY:
+        return (
+            f"These runs end at a mean training accuracy of {values}, every one at or above "
+            f"{FIT_ACCURACY}, as {paper}: they fit their training images, so copies of those "
+            "in the test set can pay off."
+        )
+    return (
+        f"These runs end at a mean training accuracy of {values}; some are below "
+        f"{FIT_ACCURACY} ({paper}), so not every run has fitted its training images."
+    )
+
+
+def distance_sentence(model: str, row) -> str:
+    return (
+        f"**{MODEL_LABEL[model]}** (paper's split, mean of {n_of(int(row['seeds']), 'seed')}): "
+        f"accuracy {row['replication_accuracy']:.3f} against the paper's "
+        f"{row['paper_accuracy']:.3f} ({pts(row['accuracy_gap'])}); macro AUC "
+        f"{row['replication_auc']:.3f} against {row['paper_auc']:.3f}."
+    )

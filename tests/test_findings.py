@@ -1,0 +1,65 @@
+"""The results page's sentences follow the numbers: change the results, the sentence changes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from brainlib import findings
+
+TRAINING = {"train_accuracy_above_095_by_epoch": 5, "epochs": 27}
+
+
+def _over(mean, lo, hi, seeds=4, mcnemar=0):
+    return pd.Series({"seeds": seeds, "mean": mean, "sd": 0.02, "ci_low": lo, "ci_high": hi,
+                      "seeds_favouring_se": 2, "mcnemar_significant": mcnemar,
+                      "z_test_significant": 0})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("row", "verdict"),
+    [
+        (_over(-0.001, -0.045, 0.044), "no difference shown"),
+        (_over(-0.053, -0.076, -0.030), "base beats SE"),
+        (_over(0.040, 0.010, 0.070), "SE beats base"),
+        (_over(0.040, float("nan"), float("nan"), seeds=1, mcnemar=1), "SE beats base"),
+        (_over(0.040, float("nan"), float("nan"), seeds=1, mcnemar=0), "no difference shown"),
+    ],
+)
+def test_se_vs_base_verdict_follows_the_interval(row, verdict):
+    assert findings.se_vs_base_verdict(row) == verdict
+    assert f"paper split: {verdict}" in findings.se_vs_base_sentence("paper", row)
+
+
+def test_split_difference_sentence_changes_with_the_interval():
+    row = pd.Series({"seeds": 4, "paper_split": 0.746, "grouped_split": 0.658, "inflation": 0.088,
+                     "sd": 0.05, "ci_low": 0.004, "ci_high": 0.173})  # fmt: skip
+    assert "higher on the paper's split" in findings.split_difference_sentence("se", row)
+    row["ci_low"] = -0.017
+    assert "no split difference shown" in findings.split_difference_sentence("se", row)
+
+
+def test_fit_sentence_says_whether_the_runs_fit_their_training_images():
+    frame = pd.DataFrame({"model": ["se", "base"], "final_train_accuracy": [0.77, 0.76]})
+    assert "have not fitted their training images" in findings.fit_sentence(frame, TRAINING)
+    frame["final_train_accuracy"] = [0.99, 0.97]
+    assert "they fit their training images" in findings.fit_sentence(frame, TRAINING)
+    frame["final_train_accuracy"] = [0.99, 0.90]
+    assert "not every run has fitted" in findings.fit_sentence(frame, TRAINING)
+
+
+def test_duplicate_sentence_says_which_group_scores_higher():
+    idx = pd.MultiIndex.from_tuples([("se", "duplicate in train"), ("se", "no duplicate in train")])
+    by = pd.DataFrame({"images": [74, 235], "accuracy_mean": [0.720, 0.754]}, index=idx)
+    assert "lower where a copy was seen" in findings.duplicate_sentence("se", by)
+    by["accuracy_mean"] = [0.95, 0.754]
+    assert "higher where a copy was seen" in findings.duplicate_sentence("se", by)
+
+
+def test_weights_caveat_depends_on_the_weights():
+    assert "No ImageNet weights" in findings.weights_caveat(
+        {"weights": "none", "image_size": 64}, {}
+    )
+    assert "No ImageNet" not in findings.weights_caveat({"weights": "imagenet"}, {})
+    standin = findings.weights_caveat({"weights": "/x/standin_notop.h5"}, {})
+    assert "standin_notop.h5" in standin and "/x/" not in standin
