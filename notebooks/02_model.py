@@ -84,19 +84,24 @@ from keras import layers
 
 def se_block(x, ratio=16, name="se"):
     channels = x.shape[-1]
-    z = layers.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)  # squeeze: one mean per channel
-    s = layers.Dense(channels // ratio, activation="relu", name=f"{name}_reduce")(z)  # W1, b1
-    s = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(s)  # W2, b2: gains
+    # squeeze: one mean per channel
+    z = layers.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)
+    # excite: W1, b1 and ReLU, then W2, b2 and a sigmoid give one gain in (0, 1) per channel
+    s = layers.Dense(channels // ratio, activation="relu", name=f"{name}_reduce")(z)
+    s = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(s)
     s = layers.Reshape((1, 1, channels), name=f"{name}_reshape")(s)
-    return layers.Multiply(name=f"{name}_scale")([x, s])  # scale: each channel by its gain
+    # scale: each channel of x by its gain
+    return layers.Multiply(name=f"{name}_scale")([x, s])
 
 
 def paper_head(x, dropout=0.5, n_classes=4):
-    for filters in (32, 64, 128):  # three conv blocks; "same" padding keeps a 7x7 map usable
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu",
-                          name=f"head_conv{filters}")(x)  # fmt: skip
+    for filters in (32, 64, 128):  # "same" padding: a 7x7 map survives three blocks
+        conv = layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"head_conv{filters}"
+        )
+        x = conv(x)
         x = layers.BatchNormalization(name=f"head_bn{filters}")(x)
-        x = layers.MaxPooling2D(padding="same", name=f"head_pool{filters}")(x)  # 7 -> 4 -> 2 -> 1
+        x = layers.MaxPooling2D(padding="same", name=f"head_pool{filters}")(x)  # 7 > 4 > 2 > 1
     x = layers.GlobalAveragePooling2D(name="head_gap")(x)
     x = layers.Dense(128, activation="relu", name="head_dense")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)

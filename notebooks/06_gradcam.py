@@ -91,8 +91,11 @@ def grad_cam(model, images, class_index, layer="post_relu"):
 
 
 # %% [markdown]
-# The same map from tf-keras-vis, the library used for the figures below, on
-# the first test image of this build's SE model (both before upsampling):
+# The same maps from tf-keras-vis, the library used for the figures below, for
+# this build's SE model (both before upsampling). tf-keras-vis walks back from
+# a layer that is not a convolution to the last `Conv2D` before it unless told
+# not to; without `seek_penultimate_conv_layer=False` its maps would be those
+# of `conv5_block3_3_conv`, before the last residual sum and BatchNorm-ReLU.
 
 # %%
 from tf_keras_vis.gradcam import Gradcam
@@ -101,18 +104,20 @@ from tf_keras_vis.utils.scores import CategoricalScore
 
 from brainlib.data.pipeline import preprocess
 
-first = predictions["se"].iloc[:1]
-image = preprocess(gradcam.load_images([str(root / p) for p in first["path"]], P.image_size))
-k = config.CLASSES.index(first["predicted"].iloc[0])
-by_hand = grad_cam(trained["se"], image, k)
-library = Gradcam(trained["se"], model_modifier=ReplaceToLinear(), clone=True)(
-    CategoricalScore([k]), image.numpy(), penultimate_layer="post_relu",
-    seek_penultimate_conv_layer=False,  # else it silently moves to the last Conv2D layer
-    normalize_cam=False, expand_cam=False)  # fmt: skip
-scale = max(float(np.max(library)), 1e-12)
-print(f"map {by_hand.shape[1:]}, largest value {float(np.max(library)):.4g}; "
-      f"largest difference, by hand vs tf-keras-vis: {np.abs(by_hand - library).max() / scale:.1e} "
-      "of the largest value")  # fmt: skip
+first = predictions["se"].iloc[:8]  # eight test images, every class as the target
+images = preprocess(gradcam.load_images([str(root / p) for p in first["path"]], P.image_size))
+explainer = Gradcam(trained["se"], model_modifier=ReplaceToLinear(), clone=True)
+peak, gap = 0.0, 0.0
+for k in range(len(config.CLASSES)):
+    by_hand = grad_cam(trained["se"], images, k)
+    library = explainer(
+        CategoricalScore([k] * len(first)), images.numpy(), penultimate_layer="post_relu",
+        seek_penultimate_conv_layer=False,  # else it silently moves to the last Conv2D layer
+        normalize_cam=False, expand_cam=False,
+    )  # fmt: skip
+    peak, gap = max(peak, float(np.max(library))), max(gap, float(np.abs(by_hand - library).max()))
+print(f"{len(first)} images x {len(config.CLASSES)} classes, maps of {by_hand.shape[1:]} cells: "
+      f"largest value {peak:.4g}, largest difference by hand vs tf-keras-vis {gap:.1e}")  # fmt: skip
 
 # %% [markdown]
 # The library then upsamples the map to the image, and Grad-CAM++ (which
