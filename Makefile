@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 SHARED_DATA := $(abspath ../shared/data/brain-tumors-256x256)
 export BRAINLIB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA))
 
-.PHONY: all venv test lint format book results clean-venv clean bench
+.PHONY: all venv test lint format book results lock clean-venv clean bench
 
 all: test
 
@@ -21,9 +21,9 @@ all: test
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "brainlib needs Python 3.11 or 3.12, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing brainlib[$(EXTRA),dev] into $(VENV) ..."
+	@echo "installing brainlib[$(EXTRA),book,dev] into $(VENV) ..."
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	set -o pipefail; $(BIN)/python -m pip install -q -e ".[$(EXTRA),dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	set -o pipefail; $(BIN)/python -m pip install -q -e ".[$(EXTRA),book,dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 	@echo "$(EXTRA)" > $(STAMP)
 
 venv: $(STAMP)
@@ -48,6 +48,12 @@ results: $(STAMP)
 	$(BIN)/brainlib run --profile scratch --no-book $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 	$(BIN)/brainlib export --profile scratch --runs _build/scratch/runs $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 	$(BIN)/brainlib run --profile scratch $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+# The versions the book environment (core + cpu + book) resolves to, for every platform
+# and Python 3.11/3.12; tests/test_project.py checks it against pyproject's pins.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra cpu --extra book --universal \
+		--python-version 3.11 --no-header -o requirements/book.lock
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_training.py

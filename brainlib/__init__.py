@@ -10,4 +10,4 @@ folder) -> ``training`` -> ``evaluation`` / ``statistics`` / ``gradcam`` ->
 ``pipeline`` / ``cli``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -206,12 +206,21 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def draw_replication_figure(root):
+    """``<root>/replication_runs.png``: every exported run's test accuracy (README, book)."""
+    from brainlib import plots, replication
+
+    fig = plots.replication_runs(replication.load(root))
+    return plots.save(fig, root, "replication_runs")[0]
+
+
 def cmd_export(args) -> int:
     from brainlib.replication import check_metrics, export
 
     profile = _profile(args)
     out = export(args.runs, profile, args.out)
     print(f"{check_metrics(out)} runs -> {out}")
+    print(f"figure: {draw_replication_figure(out)}")
     return 0
 
 

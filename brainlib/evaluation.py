@@ -354,9 +354,20 @@ def evaluate_run(
     n_resamples: int = 1000,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    force: bool = False,
 ) -> dict:
-    """Predictions, the table, its bootstrap CIs and the confusion matrix -> ``metrics.json``."""
+    """Predictions, the table, its bootstrap CIs and the confusion matrix -> ``metrics.json``.
+
+    A ``metrics.json`` newer than the run's predictions and made with the same
+    bootstrap settings is returned as it is (``force`` recomputes it).
+    """
     folder = Path(folder)
+    done = folder / METRICS_FILE
+    if not force and done.is_file() and (folder / PREDICTIONS).is_file():
+        old = read_json(done)
+        same = old.get("bootstrap", {}) == {"resamples": n_resamples, "seed": seed, "level": 0.95}
+        if same and done.stat().st_mtime >= (folder / PREDICTIONS).stat().st_mtime:
+            return old
     frame = predict_run(folder, data_dir=data_dir)
     y, proba = labels_and_proba(frame)
     table = per_class_table(y, proba)

@@ -220,3 +220,16 @@ def localisation_sentence(summary) -> str:
             f"(random: {100 * rand['pointing_game']:.0f}%)."
         )
     return "\n".join(out)
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's ``glue`` (the book's inline numbers and figures) where the book stack is
+    installed; elsewhere (Colab without the ``book`` extra) the value is shown in place."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        from IPython.display import display as show
+
+        show(value)
+        return
+    myst_glue(name, value, display=display)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from brainlib import __version__
 from brainlib.config import Profile, load_profile
 from brainlib.fileio import atomic_write_text
 from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
@@ -215,7 +216,7 @@ def banner(profile: Profile, data_dir: str | None) -> str:
     else:
         data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"
         note = f"weights: {profile.weights}, {profile.image_size} px"
-    return f"Built with profile <b>{profile.name}</b> on {data}: {note}."
+    return f"Built with profile <b>{profile.name}</b> on {data}: {note}. brainlib {__version__}."
 
 
 def _page(executed: Path, out: Path) -> None:

@@ -16,6 +16,9 @@
 # %% [markdown]
 # # The data, its split, and its leakage
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/01_data.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/01_data.ipynb)
+#
 # The paper trains on the Kaggle *Brain Tumors 256x256* dataset: 3,096 MRI
 # slices in four folders (glioma, meningioma, no tumour, pituitary). It says
 # the images were "randomly shuffled and divided" 80/10/10 into training,
@@ -34,7 +37,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]

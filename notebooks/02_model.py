@@ -16,6 +16,9 @@
 # %% [markdown]
 # # The models: ResNet50V2 with and without squeeze-and-excitation
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/02_model.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/02_model.ipynb)
+#
 # Both models start from ResNet50V2 without its classifier. The paper
 # freezes every layer before `conv5_block1_preact_bn` and trains the rest
 # (the last residual stage) together with a new head:
@@ -52,7 +55,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]

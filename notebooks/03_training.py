@@ -16,6 +16,9 @@
 # %% [markdown]
 # # Training: the paper's protocol
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/03_training.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/03_training.ipynb)
+#
 # Adam with learning rate $10^{-4}$, categorical cross-entropy, batches of 16,
 # at most 100 epochs; early stopping on validation loss (best weights
 # restored) and a smaller learning rate when validation loss stalls. Every
@@ -37,7 +40,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]

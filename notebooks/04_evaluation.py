@@ -16,6 +16,9 @@
 # %% [markdown]
 # # Evaluation: Tables 1-2 and Figure 4, beside the paper
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/04_evaluation.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/04_evaluation.ipynb)
+#
 # Each trained model predicts the test images once (`predictions.csv` in its
 # run folder). From those probabilities: per-class precision, recall, F1 and
 # one-vs-rest AUC, the overall accuracy and AUC, and 95% bootstrap confidence
@@ -34,7 +37,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]
@@ -47,12 +50,14 @@ overrides = {}
 # %%
 import pandas as pd
 
-from brainlib import config, evaluation, plots, runs
+from brainlib import config, evaluation, plots, runs, training
 
 P = config.load_profile(profile, **overrides)
 evaluation.accuracy_column_evidence()
 
 # %%
+# the runs of chapter 3 (trained here if this chapter runs on its own, e.g. on Colab)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
 grid = evaluation.evaluate_grid(P, runs_dir, data_dir)  # every run of the profile's grid
 folders = runs.seed_runs(runs_dir, P)
 metrics = {v: grid[(P.split, P.seed, v)] for v in config.VARIANTS}

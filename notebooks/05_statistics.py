@@ -16,6 +16,9 @@
 # %% [markdown]
 # # Statistics: does SE beat base?
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/05_statistics.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/05_statistics.ipynb)
+#
 # The paper compared the two models with a two-proportion z-test on "the test
 # overall and subclassification accuracies" and reported significant gains
 # for meningioma (p = 0.013) and pituitary tumours (p = 0.015), but none
@@ -35,7 +38,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]
@@ -50,7 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from brainlib import config, evaluation, replication, runs, statistics
+from brainlib import config, evaluation, replication, runs, statistics, training
 
 P = config.load_profile(profile, **overrides)
 statistics.reconstruct_paper_ztests()
@@ -120,6 +123,9 @@ def mcnemar(b, c):
 # overall counts, then this build's two models on their test images.
 
 # %%
+# chapters 3-4's runs and predictions (made here if this chapter runs on its own)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 y, pred_se, pred_base = evaluation.paired_predictions(folders["se"], folders["base"])
 ok_se, ok_base = pred_se == y, pred_base == y

@@ -16,6 +16,9 @@
 # %% [markdown]
 # # Grad-CAM: where do the models look? (Figure 5)
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/06_gradcam.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/06_gradcam.ipynb)
+#
 # Grad-CAM (Selvaraju et al., 2017) weights the channels of a convolutional
 # feature map by the average gradient of a class score with respect to each
 # of them, sums them, and keeps the positive part: a coarse map of where the
@@ -35,7 +38,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]
@@ -50,11 +53,14 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from brainlib import config, evaluation, findings, gradcam, plots, runs
+from brainlib import config, evaluation, findings, gradcam, plots, runs, training
 from brainlib.data import resolve_data_dir
 
 P = config.load_profile(profile, **overrides)
 root = resolve_data_dir(P, data_dir)
+# chapters 3-4's runs and predictions (made here if this chapter runs on its own)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 trained = {v: runs.load_trained_model(f) for v, f in folders.items()}
 predictions = {v: evaluation.read_predictions(f) for v, f in folders.items()}

@@ -16,6 +16,9 @@
 # %% [markdown]
 # # Results beside the paper
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/07_replication.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/07_replication.ipynb)
+#
 # The paper's Tables 1-2 and Figures 1-5, regenerated twice: first on the real
 # data, by the replication grid whose artifacts are committed with this
 # repository (`results/`: both models, several seeds, the paper's random split
@@ -32,7 +35,7 @@
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib"
+    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
     pass
 
 # %% tags=["parameters", "remove-cell"]
@@ -49,9 +52,19 @@ from pathlib import Path
 
 import pandas as pd
 from IPython.display import Image, Markdown, display
-from myst_nb import glue
 
-from brainlib import config, evaluation, findings, paper, plots, replication, runs, statistics
+from brainlib import (
+    config,
+    evaluation,
+    findings,
+    paper,
+    plots,
+    replication,
+    runs,
+    statistics,
+    training,
+)
+from brainlib.findings import glue
 
 P = config.load_profile(profile, **overrides)
 committed = Path(results_dir)  # replication.load says what is missing, if anything is
@@ -230,6 +243,9 @@ glue("post_relu_cells", cells, display=False)
 # not how well the method works.
 
 # %% tags=["hide-input"]
+# chapters 3-4's runs and predictions (made here if this chapter runs on its own)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 metrics = {v: evaluation.read_metrics(f) for v, f in folders.items()}
 pd.DataFrame(

@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
+import brainlib
 from brainlib.pipeline import NOTEBOOKS, execute_notebooks, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,6 +113,7 @@ def test_banner_names_the_profile_on_every_page(smoke_book):
     for page in _pages(html):
         text = page.read_text(encoding="utf-8")
         assert re.search(r"Built with profile\s*<b>smoke</b>", text), page
+        assert f"brainlib {brainlib.__version__}" in text, page
 
 
 def test_no_page_shows_parameters_or_a_path_of_the_building_machine(smoke_book):
@@ -204,7 +206,8 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
                 "return Array.from(document.images).map(i => [i.src, i.complete, i.naturalWidth]);"
             )
             assert state or name in ("model",), f"no images on {name}"
-            broken = [s for s in state if not s[1] or s[2] == 0]
+            # badges (Colab, Binder) come from the web, which this machine may not reach
+            broken = [s for s in state if s[0].startswith("file:") and (not s[1] or s[2] == 0)]
             assert not broken, f"images that did not load on {name}: {broken}"
             assert driver.save_screenshot(str(shots / f"{name}.png"))
             assert (shots / f"{name}.png").stat().st_size > 10_000

@@ -140,3 +140,17 @@ def test_the_notebooks_grad_cam_is_tf_keras_vis():
         nonzero += int(np.max(library) > 0)
     assert nonzero >= 1  # some class has a positive map: the comparison is not of zeros
     assert model.get_layer("predictions").activation.__name__ == "softmax"  # restored
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_install_cell_and_badges_open_the_release(name):
+    import brainlib
+
+    source = (ROOT / "notebooks" / f"{name}.py").read_text(encoding="utf-8")
+    tag = f"v{brainlib.__version__}"
+    assert f'git+https://github.com/brainlib/brainlib@{tag}"' in source  # Colab's install cell
+    assert (
+        f"colab.research.google.com/github/brainlib/brainlib/blob/{tag}/notebooks/{name}.ipynb"
+        in source
+    )
+    assert f"mybinder.org/v2/gh/brainlib/brainlib/{tag}?labpath=notebooks/{name}.ipynb" in source

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,13 +20,30 @@ def _norm(req: str) -> str:
     return re.sub(r"\s+", "", req).lower()
 
 
+def _project() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _book_requirements() -> list[str]:
+    """What Binder and the lock file carry: the core, ``cpu`` and ``book`` pins (no test tools)."""
+    project = _project()
+    extras = project["optional-dependencies"]
+    return project["dependencies"] + extras["cpu"] + extras["book"]
+
+
+def _lock() -> dict[str, list[tuple[str, str]]]:
+    """requirements/book.lock as ``name -> [(version, marker)]``."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in (ROOT / "requirements" / "book.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            pin, _, marker = line.partition(";")
+            name, version = pin.strip().split("==")
+            out.setdefault(canonicalize_name(name), []).append((version, marker.strip()))
+    return out
+
+
 def test_environment_yml_carries_the_pyproject_pins():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = (
-        project["dependencies"]
-        + project["optional-dependencies"]["cpu"]
-        + project["optional-dependencies"]["dev"]
-    )
+    wanted = _book_requirements()
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert sorted(map(_norm, pip)) == sorted(map(_norm, wanted))
@@ -30,13 +52,43 @@ def test_environment_yml_carries_the_pyproject_pins():
 
 
 def test_the_stack_is_the_known_working_one():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     deps = " ".join(project["dependencies"])
-    assert "tf-keras-vis==0.8.7" in deps and "keras==3.15" in deps
-    assert "tf-keras" not in deps.replace("tf-keras-vis", "")
-    assert "jupyter-book>=1.0.4,<2" in deps
-    assert project["optional-dependencies"]["cpu"] == ["tensorflow-cpu==2.21.*"]
+    assert "tf-keras-vis==0.8.7" in deps
+    assert "tf-keras" not in deps.replace("tf-keras-vis", "")  # it drags in full TensorFlow
+    assert "jupyter-book>=1.0.4,<2" in project["optional-dependencies"]["book"]
+    assert not [r for r in project["dependencies"] if r.startswith(("jupyter", "papermill"))]
     assert project["optional-dependencies"]["gpu"] == ["tensorflow[and-cuda]==2.21.*"]
+    lock = _lock()  # the versions the book environment resolved to
+    assert lock["keras"][0][0].startswith("3.15.") and lock["tf-keras-vis"][0][0] == "0.8.7"
+    assert lock["tensorflow-cpu"][0][0].startswith("2.21.") and "tf-keras" not in lock
+
+
+def test_the_lock_file_agrees_with_the_pins():
+    lock = _lock()
+    for line in _book_requirements():
+        req = Requirement(line)
+        pinned = lock.get(canonicalize_name(req.name))
+        assert pinned, f"{req.name} is not in requirements/book.lock: run `make lock`"
+        for version, _marker in pinned:
+            assert req.specifier.contains(version, prereleases=True), (line, version)
+
+
+@pytest.mark.parametrize(
+    ("platform", "tensorflow"),
+    [("linux-x86_64", "tensorflow-cpu"), ("windows-amd64", "tensorflow-cpu"),
+     ("linux-aarch64", "tensorflow"), ("macos-arm64", "tensorflow")],
+)  # fmt: skip
+def test_the_cpu_extra_picks_a_tensorflow_that_has_wheels_there(platform, tensorflow):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from check_platforms import requirements_for
+    finally:
+        sys.path.pop(0)
+    chosen = [Requirement(r).name for r in requirements_for(platform, extras=("cpu",))]
+    assert [n for n in chosen if n.startswith("tensorflow")] == [tensorflow]
+    book = requirements_for(platform, extras=("book",))
+    assert not [r for r in book if r.startswith("tensorflow")]  # the core pins no TensorFlow
 
 
 def test_library_code_bakes_in_no_path_to_the_shared_data():
@@ -44,11 +96,26 @@ def test_library_code_bakes_in_no_path_to_the_shared_data():
         assert "shared/data" not in path.read_text(), path
 
 
-def test_installed_packages_match_the_pins():
+def test_installed_packages_match_the_lock():
     from importlib.metadata import version
 
-    assert version("keras").startswith("3.15.")
-    assert version("tf-keras-vis") == "0.8.7"
+    lock = _lock()
+    for name in ("keras", "tf-keras-vis", "jupyter-book", "papermill", "jupytext"):
+        assert version(name) == lock[name][0][0], name
     import tensorflow as tf
 
     assert tf.__version__.startswith("2.21.")
+
+
+def test_the_version_is_one_number_everywhere():
+    from importlib.metadata import version
+
+    import brainlib
+
+    assert version("brainlib") == brainlib.__version__
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    zenodo = json.loads((ROOT / ".zenodo.json").read_text())
+    assert cff["version"] == zenodo["version"] == brainlib.__version__
+    assert f"## {brainlib.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+    assert "MIT" in (ROOT / "LICENSE").read_text() and _project()["license"] == "MIT"
+    assert cff["references"][0]["doi"] == "10.7759/cureus.80084"

@@ -277,3 +277,21 @@ def test_committed_results_are_complete_and_consistent():
         same_split = profile.replace(split=meta["profile"]["split"]).to_dict()
         assert runs_mod.training_fields_changed(meta["profile"], same_split) == []
     assert not list(COMMITTED.rglob("*.h5"))
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed replication results")
+def test_the_readmes_results_are_the_committed_ones():
+    frame = replication.load(COMMITTED)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    s = replication.summary(frame)
+    for model in ("se", "base"):
+        assert f"{s.loc[('paper', model), 'accuracy_mean']:.3f}" in readme, model
+    over = replication.paired_over_seeds(replication.se_vs_base(COMMITTED, frame))
+    for split in ("paper", "grouped"):
+        o = over.loc[split]
+        assert f"{100 * o['mean']:.1f} points" in readme, split
+        assert f"[{100 * o['ci_low']:+.1f}, {100 * o['ci_high']:+.1f}]" in readme, split
+    leak = replication.leakage_inflation(frame)
+    assert f"SE {100 * leak.loc['se', 'inflation']:.1f} points" in readme
+    assert f"base {100 * leak.loc['base', 'inflation']:.1f}" in readme
+    assert (COMMITTED / "replication_runs.png").stat().st_size < 200_000
