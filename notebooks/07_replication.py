@@ -29,6 +29,12 @@
 # (`brainlib.findings`); the paper's values come from
 # `brainlib/paper_results.toml`, transcribed from {cite:t}`huang2025`. The
 # chapters that follow show how each number is computed.
+#
+# This page reads the committed results under `results/`, which come with the
+# repository, not with the package. On Colab, first run
+# `!git clone --depth 1 -b v0.2.0 https://github.com/brainlib/brainlib` and set
+# `results_dir = "brainlib/results/scratch"` in the parameters cell; the second
+# half of the page trains the profile's runs itself if chapter 3 has not.
 
 # %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
