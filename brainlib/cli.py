@@ -9,6 +9,7 @@ to use the profile's data (phantoms for ``demo``/``smoke``;
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
@@ -24,14 +25,17 @@ from brainlib.config import (
 )
 
 
-def _profile_args(p: argparse.ArgumentParser) -> None:
+def _profile_args(p: argparse.ArgumentParser, skip_bad: bool = True) -> None:
     p.add_argument(
         "--profile",
         default=None,
         help="profile name (default: demo, or paper when DATA_DIR is given)",
     )
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field")
-    p.add_argument("--skip-bad", action="store_true", help="leave out unreadable files")
+    if skip_bad:  # only where images are scanned
+        p.add_argument(
+            "--skip-bad", action="store_true", help="leave out unreadable files, with a warning"
+        )
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -160,6 +164,7 @@ def cmd_train(args) -> int:
             seed=args.seed,
             weights=args.weights,
             allow_mismatch=args.allow_data_mismatch,
+            skip_bad=args.skip_bad,
             verbose=1 if sys.stdout.isatty() else 2,
             stop_after_epochs=args.stop_after_epochs,
         )
@@ -247,9 +252,23 @@ def cmd_manifest(args) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """An argparse type: a seed is a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainlib", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"brainlib {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the Python traceback when a command fails"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("profiles", help="list the profiles")
@@ -257,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="scan a dataset and compare it with the manifest")
     _data_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the check as JSON")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("audit", help="exact and near duplicates, and split leakage")
@@ -265,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--max-distance", type=int, default=None, help="pHash Hamming threshold")
     p.add_argument(
-        "--seed", type=int, default=None, help="seed of the splits audited (default: the profile's)"
+        "--seed",
+        type=_seed,
+        default=None,
+        help="seed of the splits audited (default: the profile's)",
     )
     p.add_argument("--flags-dir", default=None, metavar="DIR",
                    help="also write DIR/<split>-duplicates.csv (per image: exact, near or no "
@@ -279,9 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("split", help="write a split manifest (path, class, sha256, split)")
     _data_args(p)
-    p.add_argument("--kind", choices=("paper", "grouped"), default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument(
+        "--kind",
+        choices=("paper", "grouped"),
+        default=None,
+        help="paper: stratified random; grouped: duplicates kept together (default: the profile's)",
+    )
+    p.add_argument("--seed", type=_seed, default=None, help="split seed (default: the profile's)")
+    p.add_argument("--out", required=True, help="CSV file to write")  # fmt: skip
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("train", help="train a model into its run folder (resumes if present)")
@@ -290,28 +317,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", choices=(*VARIANTS, "both"), default="both",
                    help="which model to train (default: both)")  # fmt: skip
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: profile)")
+    p.add_argument("--seed", type=_seed, default=None, help="training seed (default: profile)")
     p.add_argument("--weights", default=None, help="backbone weights: imagenet, none or a file")
-    p.add_argument("--allow-data-mismatch", action="store_true")
+    p.add_argument(
+        "--allow-data-mismatch",
+        action="store_true",
+        help="train on data that differs from the manifest (strict profiles refuse it)",
+    )
     p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="predict and score every run of the profile's grid")
     p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
-    _profile_args(p)
+    _profile_args(p, skip_bad=False)
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
         "export", help="copy the grid's small artifacts (no weights) to results/<profile>/"
     )
-    _profile_args(p)
+    _profile_args(p, skip_bad=False)
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--out", default="results", help="results root (default: results)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="execute the notebooks (papermill) and build the book")
-    p.add_argument("--profile", default=DEFAULT_PROFILE)
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"profile name (default: {DEFAULT_PROFILE}; `brainlib profiles` lists them)",
+    )
     p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
     p.add_argument("--weights", default=None, help="backbone weights: imagenet, none or a file")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field")
@@ -320,26 +355,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("phantoms", help="write the synthetic phantom dataset")
-    p.add_argument("out")
-    p.add_argument("--per-class", type=int, default=40)
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("out", help="folder to write the four class folders into")
+    p.add_argument("--per-class", type=int, default=40, help="images per class (default: 40)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default: 128)")
+    p.add_argument("--seed", type=_seed, default=42, help="seed of the phantoms (default: 42)")
     p.set_defaults(func=cmd_phantoms)
 
     p = sub.add_parser("manifest", help=f"write a manifest (as kept for {REAL_DATASET})")
-    p.add_argument("data_dir")
-    p.add_argument("--out", default=None)
-    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("data_dir", help="dataset folder in the Kaggle layout")
+    p.add_argument("--out", default=None, help="CSV file to write (default: standard output)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out unreadable files, with a warning")  # fmt: skip
     p.set_defaults(func=cmd_manifest)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from brainlib.data.layout import DataError
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
+
+def describe_error(err: BaseException) -> str:
+    """One line naming the file, field or folder and the problem."""
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError | NotADirectoryError):
+        what = _OS_HINTS.get(err.errno, err.strerror or type(err).__name__)
+        where = err.filename if err.filename is not None else "a file"
+        return f"{where}: {what}" + (
+            f" ({err.strerror})" if err.strerror and err.strerror != what else ""
+        )
+    if isinstance(err, FileNotFoundError | NotADirectoryError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
+    return str(err) or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ConfigError, FileNotFoundError, RuntimeError) as err:
-        print(f"brainlib: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("brainlib: interrupted; a run resumes from its last finished epoch", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if getattr(args, "debug", False):
+            raise
+        # brainlib's own errors (data, settings, run folders, evaluation, the pipeline) are
+        # RuntimeError or ValueError subclasses; with the file system's they are the user's to fix
+        from brainlib.data.layout import DataError
+
+        if isinstance(err, ConfigError | DataError | RuntimeError | OSError):
+            print(f"brainlib: error: {describe_error(err)}", file=sys.stderr)
+            return 2
+        print(
+            f"brainlib: internal error: {type(err).__name__}: {err} "
+            "(run again with --debug for the traceback, and report it)",
+            file=sys.stderr,
+        )
+        return 1

@@ -10,6 +10,7 @@ to it is written into library code.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -101,8 +102,11 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Profile)}
 
 def _coerce(name: str, value: Any) -> Any:
     """Coerce ``value`` (from TOML or a ``--set`` string) to the field's type."""
+    if name == "name":
+        raise ConfigError("profile field 'name' cannot be set: choose the profile with --profile")
     if name not in _FIELDS or name == "extra":
-        raise ConfigError(f"unknown profile field {name!r}; known: {', '.join(sorted(_FIELDS))}")
+        known = ", ".join(sorted(set(_FIELDS) - {"name", "extra"}))
+        raise ConfigError(f"unknown profile field {name!r}; known: {known}")
     default = _FIELDS[name].default
     if isinstance(value, str) and default is None and str(_FIELDS[name].type).startswith("float"):
         try:
@@ -136,7 +140,59 @@ _ELEMENT = {"seeds": int, "splits": str}
 NOT_TRAINING_FIELDS = frozenset({"description", "bootstrap_resamples", "seeds", "splits"})
 
 
+def _check_types(p: Profile) -> None:
+    """Every field holds a value of its type (a TOML file can hold anything)."""
+    for name, f in _FIELDS.items():
+        value, default = getattr(p, name), f.default
+        if name == "extra" or (value is None and default is None):
+            continue
+        if isinstance(default, bool) or (default is None and name == "bn_momentum"):
+            ok = isinstance(value, bool) if isinstance(default, bool) else _is_number(value)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = _is_number(value)
+        elif isinstance(default, str) or (default is None and name == "data_dir"):
+            ok = isinstance(value, str)
+        elif isinstance(default, tuple):
+            ok = isinstance(value, tuple)
+        else:
+            ok = True
+        if not ok:
+            raise ConfigError(
+                f"profile {p.name!r}: field {name!r} must be of type {f.type}, got {value!r}"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _validated(p: Profile) -> Profile:
+    _check_types(p)
+    if not (math.isfinite(p.learning_rate) and p.learning_rate > 0):
+        raise ConfigError(
+            f"profile {p.name!r}: learning_rate must be a finite number above 0, "
+            f"got {p.learning_rate!r}"
+        )
+    if not (math.isfinite(p.min_learning_rate) and p.min_learning_rate >= 0):
+        raise ConfigError(f"profile {p.name!r}: min_learning_rate must be finite and >= 0")
+    if not 0 <= p.dropout < 1:
+        raise ConfigError(f"profile {p.name!r}: dropout must be in [0, 1), got {p.dropout!r}")
+    if not 0 < p.reduce_lr_factor < 1:
+        raise ConfigError(f"profile {p.name!r}: reduce_lr_factor must be in (0, 1)")
+    if p.bn_momentum is not None and not 0 <= p.bn_momentum < 1:
+        raise ConfigError(f"profile {p.name!r}: bn_momentum must be in [0, 1) or none")
+    for name, value in (("seed", p.seed), *(("seeds", s) for s in p.seeds)):
+        if value < 0:
+            raise ConfigError(f"profile {p.name!r}: {name} must be 0 or more, got {value}")
+    if not 0 <= p.near_duplicate_distance <= 64:
+        raise ConfigError(f"profile {p.name!r}: near_duplicate_distance must be in 0..64")
+    for name in ("early_stopping_patience", "reduce_lr_patience"):
+        if getattr(p, name) < 0:
+            raise ConfigError(f"profile {p.name!r}: {name} must be 0 or more")
+    if p.se_ratio < 1:
+        raise ConfigError(f"profile {p.name!r}: se_ratio must be at least 1")
     if p.dataset not in (REAL_DATASET, PHANTOM_DATASET):
         raise ConfigError(f"profile {p.name!r}: dataset must be {REAL_DATASET!r} or 'phantoms'")
     for split in (p.split, *p.splits):
@@ -169,7 +225,7 @@ def profile_names() -> list[str]:
         return list(tomllib.load(fh))
 
 
-def load_profile(name: str = DEFAULT_PROFILE, **overrides: Any) -> Profile:
+def load_profile(name: str = DEFAULT_PROFILE, /, **overrides: Any) -> Profile:
     """The profile ``name`` from ``profiles.toml`` with ``overrides`` applied.
 
     Override values may be strings (as typed on a command line); they are

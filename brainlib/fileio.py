@@ -6,6 +6,7 @@ new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -20,14 +21,28 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     The temporary name keeps the suffix (Keras checks ``.weights.h5``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=path.name, dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    for parent in path.parents:  # the first one that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a folder",
+                                         str(path))  # fmt: skip
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=path.name, dir=path.parent)
+    except OSError as err:  # name the file the caller asked for, not a temporary one
+        raise type(err)(err.errno, err.strerror, str(path)) from err
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         tmp_path.unlink()  # let the writer create it (h5py refuses some existing files)
         write(tmp_path)
         os.replace(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        raise type(err)(err.errno, err.strerror, str(path)) from err
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

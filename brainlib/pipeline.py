@@ -188,6 +188,10 @@ def execute_notebooks(
                 )
             except papermill.PapermillExecutionError as err:
                 raise PipelineError(_describe_failure(name, err, executed)) from err
+            except OSError as err:  # disk full, read-only, permission: name the notebook too
+                raise PipelineError(
+                    f"notebook {name}: {err.filename or executed}: {err.strerror or err}"
+                ) from err
             finally:
                 staged.unlink(missing_ok=True)
             seconds = time.perf_counter() - t0

@@ -23,9 +23,12 @@ splits, and loads a trained model. Every other module goes through it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import shutil
 from pathlib import Path
 
 from brainlib.config import NOT_TRAINING_FIELDS, VARIANTS, Profile
@@ -140,6 +143,8 @@ def check_same_run(folder: Path, meta: dict) -> dict | None:
     if not (folder / RUN_JSON).is_file():
         return None
     old = read_meta(folder)
+    if not has_progress(folder, old):
+        return None  # a start that failed before its first epoch: nothing to keep
     for key in ("variant", "seed", "data_manifest_sha256"):
         if json.loads(json.dumps(old.get(key))) != json.loads(json.dumps(meta[key])):
             raise RunError(
@@ -153,6 +158,56 @@ def check_same_run(folder: Path, meta: dict) -> dict | None:
             "use another --runs folder or delete it"
         )
     return old
+
+
+def has_progress(folder: str | Path, meta: dict | None = None) -> bool:
+    """Whether the run finished or has a checkpoint of at least one epoch."""
+    meta = read_meta(folder) if meta is None else meta
+    return meta.get("status") == COMPLETE or (Path(folder) / WEIGHTS / "latest.json").is_file()
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def locked(folder: str | Path):
+    """Hold ``folder`` for one process: a second one gets a :class:`RunError` naming the first.
+
+    On entry, temporary files that a killed atomic write left behind are removed
+    (no other process can be writing them). A folder that holds nothing but the
+    lock on exit (a start refused before it wrote anything) is removed.
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / LOCK, "a+", encoding="utf-8")  # held for the block
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one process per folder is the user's care
+        fcntl = None
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunError(
+                    f"{folder} is in use by another brainlib process (pid {holder}); "
+                    "wait for it to finish or stop it, then run the command again"
+                ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        for stale in folder.rglob(".tmp-*"):
+            stale.unlink(missing_ok=True)
+        yield folder
+    finally:
+        fh.close()  # releases the lock
+        left = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+        if created and left <= {LOCK}:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- history

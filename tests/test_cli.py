@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,85 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "brainlib", "profiles"], capture_output=True, text=True, check=True
     )
     assert "demo" in out.stdout and "paper" in out.stdout and "smoke" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "name=foo"], "'name' cannot be set"),
+        (["--set", "dropout=2"], "dropout must be in [0, 1)"),
+        (["--set", "learning_rate=0"], "learning_rate must be a finite number above 0"),
+        (["--set", "learning_rate=-1"], "learning_rate must be a finite number above 0"),
+        (["--set", "learning_rate=nan"], "learning_rate must be a finite number above 0"),
+        (["--seed", "-1"], "a seed is 0 or more"),
+        (["--set", "extra=1"], "unknown profile field 'extra'"),
+    ],
+)
+def test_bad_settings_stop_before_anything_is_written(tmp_path, capsys, extra, message):
+    runs = tmp_path / "runs"
+    try:
+        code = main(["train", "--profile", "smoke", "--runs", str(runs), *extra])
+    except SystemExit as stop:  # argparse's own check (--seed)
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    if "known:" in err:
+        assert "extra" not in err.split("known:")[1]
+    assert not runs.exists()  # nothing to delete before the corrected command
+
+
+def test_file_system_errors_name_the_file_the_user_gave(small_dataset, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out, problem in ((tmp_path, "is a folder, not a file"),
+                         (blocker / "split.csv", "a-file is a file, not a folder"),
+                         (Path("/proc/brainlib-test/split.csv"), "No such file")):  # fmt: skip
+        with pytest.warns(UserWarning):
+            code = main(["split", str(small_dataset), "--kind", "paper", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{out}: " in err and problem in err, err
+        assert ".tmp-" not in err and "Traceback" not in err
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    import brainlib.cli as cli
+
+    def boom(args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(cli, "cmd_profiles", boom)
+    assert main(["profiles"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--debug" in err and "KeyError" in err
+    with pytest.raises(KeyError):
+        main(["--debug", "profiles"])
+
+
+def test_every_option_has_help_text():
+    import argparse
+
+    from brainlib.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, sub_parser in action.choices.items():
+                    walk(sub_parser, sub)
+            elif action.help is None:
+                missing.append(f"{name} {action.option_strings or action.dest}")
+
+    walk(build_parser(), "brainlib")
+    assert not missing
+
+
+def test_skip_bad_is_offered_only_where_images_are_scanned():
+    from brainlib.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["verify", "x"], ["audit", "x"], ["split", "x", "--out", "s.csv"], ["train"],
+                 ["manifest", "x"]):  # fmt: skip
+        assert parser.parse_args([*argv, "--skip-bad"]).skip_bad is True
+    for command in ("evaluate", "export"):
+        assert not hasattr(parser.parse_args([command]), "skip_bad")

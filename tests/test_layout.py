@@ -140,3 +140,43 @@ def test_unknown_class_folder_is_named(small_dataset):
 def test_missing_data_folder(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         scan_dataset(tmp_path / "nowhere")
+
+
+def test_exif_orientation_is_refused_with_what_to_do(small_dataset):
+    from PIL import Image
+
+    path = small_dataset / "glioma_tumor" / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.new("RGB", (40, 30), (90, 90, 90)).save(path, exif=exif)
+    with pytest.raises(DataError) as err:
+        scan_dataset(small_dataset)
+    assert "rotated.jpg: EXIF orientation 6" in str(err.value)
+    assert "exif_transpose" in str(err.value)
+
+
+def test_a_huge_image_is_refused_without_pillows_raw_warning(small_dataset, monkeypatch):
+    import warnings
+
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x48 = 1,920 pixels: "too large"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning may escape
+        with pytest.raises(DataError) as err:
+            scan_dataset(small_dataset)
+    assert "image too large to be an MRI slice" in str(err.value)
+
+
+def test_subfolders_and_linked_folders_are_reported_with_the_file_problems(small_dataset):
+    nested = small_dataset / "normal" / "more"
+    nested.mkdir()
+    write_image(nested / "N_9.jpg", seed=99)
+    (small_dataset / "glioma_tumor" / "elsewhere").symlink_to(nested, target_is_directory=True)
+    (small_dataset / "pituitary_tumor" / "bad.jpg").write_bytes(b"nope")
+    with pytest.raises(DataError) as err:
+        scan_dataset(small_dataset, on_bad="skip")  # folder problems are never skipped
+    text = str(err.value)
+    assert "normal/more: a folder inside a class folder" in text
+    assert "glioma_tumor/elsewhere: a folder inside a class folder (a link to a folder)" in text
+    assert "bad.jpg: not an image" in text  # listed together with the folder problems

@@ -160,3 +160,72 @@ def test_resume_after_sigkill_gives_the_uninterrupted_history(tmp_path):
     for which in ("best", "last"):
         for a, b in zip(_weights(folder, which), _weights(ref_folder, which), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_skip_bad_leaves_unreadable_images_out_of_a_run(small_dataset, tmp_path):
+    from brainlib.data import DataError
+    from brainlib.training import prepare
+
+    (small_dataset / "normal" / "broken.jpg").write_bytes(b"not a jpeg")
+    profile = load_profile("smoke", subsample=0)
+    with pytest.raises(DataError, match=r"broken\.jpg"):
+        prepare(profile, "se", tmp_path / "a", small_dataset)
+    assert not (tmp_path / "a").exists()  # refused before anything was written
+    with pytest.warns(UserWarning, match=r"broken\.jpg"):
+        plan = prepare(profile, "se", tmp_path / "b", small_dataset, skip_bad=True)
+    assert len(plan.records) == 20 and "broken" not in (plan.folder / "split.csv").read_text()
+
+
+def test_a_run_folder_is_held_by_one_process_and_cleaned_on_entry(tmp_path):
+    from brainlib import runs
+
+    folder = tmp_path / "smoke" / "se-paper-seed42"
+    (folder / "weights").mkdir(parents=True)
+    stale = [folder / ".tmp-99-best.weights.h5", folder / "weights" / ".tmp-99-x.weights.h5"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    with runs.locked(folder):
+        assert not any(p.exists() for p in stale)  # left by a killed write: gone
+        with pytest.raises(
+            RunError, match=f"in use by another brainlib process \\(pid {os.getpid()}\\)"
+        ):
+            with runs.locked(folder):
+                pass
+    with runs.locked(folder):  # released
+        pass
+    fresh = tmp_path / "smoke" / "base-paper-seed7"
+    with pytest.raises(ValueError), runs.locked(fresh):
+        raise ValueError("refused before writing anything")
+    assert not fresh.exists()
+
+
+def test_a_start_that_failed_does_not_block_the_corrected_command(tmp_path):
+    from brainlib.models import WeightsError
+
+    bad = tmp_path / "not-weights.h5"
+    bad.write_text("plain text")
+    profile = load_profile("smoke", max_epochs=1)
+    for weights in (str(tmp_path / "missing.h5"), str(bad)):
+        with pytest.raises(WeightsError, match=r"does not exist|not an HDF5 file"):
+            train(profile, "base", runs_root=tmp_path / "runs", weights=weights, verbose=0)
+    assert not (tmp_path / "runs" / "smoke" / "base-paper-seed42").exists()
+    # a start that got as far as writing run.json, then failed: the next command proceeds
+    folder = tmp_path / "runs" / "smoke" / "base-paper-seed42"
+    folder.mkdir(parents=True)
+    stub = {"status": "running", "variant": "base", "seed": 42, "profile": {"dropout": 0.1}}
+    (folder / "run.json").write_text(json.dumps(stub))
+    result = train(profile, "base", runs_root=tmp_path / "runs", verbose=0)
+    assert (
+        len(result.history) == 1
+        and json.loads((folder / "run.json").read_text())["status"] == "complete"
+    )
+
+
+def test_saved_weights_carry_no_optimizer_state(smoke_runs):
+    import h5py
+
+    results, _ = smoke_runs
+    for result in results.values():
+        for name in ("best", "last"):
+            with h5py.File(result.folder / "weights" / f"{name}.weights.h5") as f:
+                assert "optimizer" not in f, name

@@ -13,8 +13,11 @@ What is accepted, and what is not (each problem names the file):
 - File names with spaces or non-ASCII characters are fine.
 - Hidden files (``.DS_Store``, ``._x.jpg``) and ``Thumbs.db``/``desktop.ini``
   are ignored, as a file browser would.
-- A file that is not an image, a corrupt or truncated image, a missing or
-  empty class folder, or an unknown folder at the top level is a problem.
+- A file that is not an image, a corrupt or truncated image, an image with a
+  non-identity EXIF orientation (the model would see it turned), an image
+  above Pillow's decompression-bomb limit, a missing or empty class folder,
+  a folder inside a class folder (a link to one too), or an unknown folder at
+  the top level is a problem; all of them are reported together.
   By default problems raise :class:`DataError` listing every one of them;
   with ``on_bad="skip"`` bad *files* are left out with a warning (folder
   problems always raise). Nothing on disk is ever changed or deleted.
@@ -70,22 +73,42 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+#: EXIF tag 0x0112: how a camera says the stored pixels should be turned for display.
+EXIF_ORIENTATION = 0x0112
+
+
 def check_image(path: Path) -> str | None:
-    """``None`` if ``path`` is a readable JPEG or PNG, else the problem in words."""
+    """``None`` if ``path`` is a readable JPEG or PNG, else the problem in words.
+
+    An image whose EXIF orientation is not the identity is refused: TensorFlow's
+    decoder (and so the model) ignores the tag while a viewer applies it, so
+    the model would see the slice turned or mirrored. Rotate the pixels
+    (``PIL.ImageOps.exif_transpose``) and save again. An image above Pillow's
+    decompression-bomb limit is refused with its size, not with Pillow's warning.
+    """
     try:
-        with Image.open(path) as im:
-            fmt = im.format
-            if fmt not in IMAGE_FORMATS:
-                return f"unsupported image format {fmt} (expected JPEG or PNG)"
-            im.load()  # full decode: raises on truncated or corrupt data
-            if im.width < 1 or im.height < 1:
-                return "image has no pixels"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                fmt = im.format
+                if fmt not in IMAGE_FORMATS:
+                    return f"unsupported image format {fmt} (expected JPEG or PNG)"
+                im.load()  # full decode: raises on truncated or corrupt data
+                if im.width < 1 or im.height < 1:
+                    return "image has no pixels"
+                orientation = im.getexif().get(EXIF_ORIENTATION)
+                if orientation not in (None, 1):
+                    return (
+                        f"EXIF orientation {orientation}: its pixels are stored turned or "
+                        "mirrored and the model would see them so; rotate them "
+                        "(PIL.ImageOps.exif_transpose) and save the image again"
+                    )
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        return f"image too large to be an MRI slice ({err})"
     except UnidentifiedImageError:
         return "not an image (Pillow cannot identify it)"
     except (OSError, SyntaxError, ValueError) as err:
         return f"corrupt or truncated image ({err})"
-    except Image.DecompressionBombError as err:
-        return f"image too large ({err})"
     return None
 
 
@@ -124,26 +147,29 @@ def scan_dataset(
             )
         elif entry.is_file():
             folder_problems.append((str(entry), "file outside the class folders"))
+    records: list[ImageRecord] = []
+    bad: list[tuple[str, str]] = []
     for cls in classes:
         folder = root / cls
         if not folder.is_dir():
             folder_problems.append((str(folder), "missing class folder"))
-        elif not any(not _is_ignored(p) for p in folder.iterdir()):
+            continue
+        entries = [p for p in sorted(folder.iterdir()) if not _is_ignored(p)]
+        if not entries:
             folder_problems.append((str(folder), "empty class folder"))
-    if folder_problems:
-        raise DataError(f"{root} is not in the expected layout:", folder_problems)
-
-    records: list[ImageRecord] = []
-    bad: list[tuple[str, str]] = []
-    for cls in classes:
-        for path in sorted((root / cls).rglob("*")):
-            if _is_ignored(path) or path.is_dir():
+        for path in entries:
+            if path.is_dir():  # taken neither silently nor skipped silently
+                link = " (a link to a folder)" if path.is_symlink() else ""
+                why = f"a folder inside a class folder{link}: images must sit directly in it"
+                folder_problems.append((str(path), why))
                 continue
             if problem := check_image(path):
                 bad.append((str(path), problem))
                 continue
             digest = sha256_file(path) if with_hash else ""
             records.append(ImageRecord(_relpath(path, root), cls, digest, root))
+    if folder_problems:  # every problem of the folder at once, the bad files too
+        raise DataError(f"{root} is not in the expected layout:", folder_problems + bad)
 
     if bad and on_bad == "raise":
         raise DataError(
