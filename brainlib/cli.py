@@ -17,6 +17,7 @@ from brainlib import __version__
 from brainlib.config import (
     DEFAULT_PROFILE,
     REAL_DATASET,
+    SPLIT_KINDS,
     VARIANTS,
     ConfigError,
     load_profile,
@@ -200,14 +201,48 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    profile = _profile(args)
+    if args.external:
+        return _evaluate_external(args, profile)
+    if args.skip_bad or args.class_map or args.name:
+        raise ConfigError("--skip-bad, --class-map and --name apply to --external images only")
     from brainlib.evaluation import evaluate_grid
 
-    profile = _profile(args)
     for (split, seed, variant), m in evaluate_grid(profile, args.runs, args.data_dir).items():
         print(
             f"{variant}-{split}-seed{seed}: accuracy {m['accuracy']:.4f}, "
             f"macro AUC {m['auc_macro']:.4f} ({m['n_test']} test images)"
         )
+    return 0
+
+
+def _evaluate_external(args, profile) -> int:
+    from brainlib.external import evaluate_grid_external
+
+    results = evaluate_grid_external(
+        profile, args.runs, args.external, args.class_map, args.name, args.data_dir,
+        on_bad="skip" if args.skip_bad else "raise",
+    )  # fmt: skip
+    overlaps = {}
+    for (split, seed, variant), m in results.items():
+        ext = m["external"]
+        print(
+            f"{variant}-{split}-seed{seed} on {ext['name']} ({ext['folder']}/): accuracy "
+            f"{m['accuracy']:.4f}, macro AUC {m['auc_macro']:.4f} ({m['n_test']} images) -> "
+            f"external/{ext['name']}/"
+        )
+        overlaps[split] = m["overlap_with_training"]
+    for split, o in overlaps.items():
+        line = (
+            f"overlap with the {split} split's training images: {o['exact_duplicates_of_training']}"
+            f" of {o['images']} exact and {o['near_duplicates_of_training']} near duplicates "
+            f"(pHash distance <= {o['max_distance']})"
+        )
+        if o["near_duplicates_of_training"]:
+            line += ": a test set that overlaps training is not external, e.g. " + ", ".join(
+                o["examples"]
+            )
+        print(line, file=sys.stderr if o["near_duplicates_of_training"] else sys.stdout)
     return 0
 
 
@@ -303,9 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument(
         "--kind",
-        choices=("paper", "grouped"),
+        choices=SPLIT_KINDS,
         default=None,
-        help="paper: stratified random; grouped: duplicates kept together (default: the profile's)",
+        help="paper: stratified random; grouped: duplicates kept together; given: the "
+        "dataset's own Testing/ folder, validation carved from Training/ (default: the profile's)",
     )
     p.add_argument("--seed", type=_seed, default=None, help="split seed (default: the profile's)")
     p.add_argument("--out", required=True, help="CSV file to write")  # fmt: skip
@@ -329,7 +365,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="predict and score every run of the profile's grid")
     p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
-    _profile_args(p, skip_bad=False)
+    _profile_args(p)
+    p.add_argument(
+        "--external",
+        default=None,
+        metavar="FOLDER",
+        help="score the runs on another dataset instead (class folders, or Training/ and "
+        "Testing/ of which Testing/ is used); writes <run>/external/<name>/",
+    )
+    p.add_argument(
+        "--class-map",
+        default=None,
+        metavar="FOLDER=CLASS,...",
+        help="the external folders' class names, e.g. no_tumor=normal,glioma=glioma_tumor",
+    )
+    p.add_argument("--name", default=None,
+                   help="name of the external test set (default: its folder's name)")  # fmt: skip
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.set_defaults(func=cmd_evaluate)
 

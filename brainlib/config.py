@@ -41,6 +41,9 @@ VARIANTS: tuple[str, ...] = ("se", "base")
 KAGGLE_DATASET = "thomasdubail/brain-tumors-256x256"
 REAL_DATASET = "brain-tumors-256x256"
 PHANTOM_DATASET = "phantoms"
+#: Another dataset in the Kaggle layout, named by ``data_dir`` (no manifest is kept for it).
+FOLDER_DATASET = "folder"
+SPLIT_KINDS = ("paper", "grouped", "given")
 
 
 class ConfigError(ValueError):
@@ -54,12 +57,13 @@ class Profile:
     name: str = "paper"
     description: str = ""
     # data
-    dataset: str = REAL_DATASET  # "brain-tumors-256x256" or "phantoms"
+    dataset: str = REAL_DATASET  # "brain-tumors-256x256", "phantoms" or "folder" (data_dir)
+    class_map: str = ""  # "folder": its class folders' names, e.g. "no_tumor=normal"
     data_dir: str | None = None  # None: $BRAINLIB_DATA_DIR, else download / generate
     strict_data: bool = False  # refuse data that does not match the manifest
     phantoms_per_class: int = 40
     phantom_size: int = 128
-    split: str = "paper"  # "paper" (stratified random) or "grouped" (duplicate-free)
+    split: str = "paper"  # "paper" (stratified), "grouped" (duplicate-free), "given" (Testing/)
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     near_duplicate_distance: int = 4  # pHash Hamming distance; see brainlib.data.audit
     subsample: int = 0  # 0: every image; N: at most N per split and class (quick checks only)
@@ -193,12 +197,16 @@ def _validated(p: Profile) -> Profile:
             raise ConfigError(f"profile {p.name!r}: {name} must be 0 or more")
     if p.se_ratio < 1:
         raise ConfigError(f"profile {p.name!r}: se_ratio must be at least 1")
-    if p.dataset not in (REAL_DATASET, PHANTOM_DATASET):
-        raise ConfigError(f"profile {p.name!r}: dataset must be {REAL_DATASET!r} or 'phantoms'")
+    if p.dataset not in (REAL_DATASET, PHANTOM_DATASET, FOLDER_DATASET):
+        raise ConfigError(
+            f"profile {p.name!r}: dataset must be {REAL_DATASET!r}, 'phantoms' or 'folder'"
+        )
+    if p.class_map and p.dataset != FOLDER_DATASET:
+        raise ConfigError(f"profile {p.name!r}: class_map applies to dataset 'folder' only")
     for split in (p.split, *p.splits):
-        if split not in ("paper", "grouped"):
+        if split not in SPLIT_KINDS:
             raise ConfigError(
-                f"profile {p.name!r}: split must be 'paper' or 'grouped', not {split!r}"
+                f"profile {p.name!r}: split must be one of {', '.join(SPLIT_KINDS)}, not {split!r}"
             )
     if len(set(p.seeds)) != len(p.seeds) or len(set(p.splits)) != len(p.splits):
         raise ConfigError(f"profile {p.name!r}: seeds and splits must not repeat")

@@ -71,10 +71,7 @@ def predict_run(
     under ``data_dir`` (default: the run's ``data_root``) and checked against
     the split's sha256, so predictions never come from other data.
     """
-    import pandas as pd
-
     from brainlib.data.layout import sha256_file
-    from brainlib.data.pipeline import eval_batches, image_dataset
 
     folder = Path(folder)
     out = folder / PREDICTIONS
@@ -98,15 +95,27 @@ def predict_run(
             f"test images of {folder} do not match its split.csv:\n  " + "\n  ".join(problems[:10])
         )
     model = runs.load_trained_model(folder)
+    frame = predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
+                           batch_size)  # fmt: skip
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
+    return frame
+
+
+def predict_images(model, root, paths, classes, batch_size: int = 32):
+    """A predictions frame (path, class, one probability per class, predicted) for images
+    ``root/path`` of any size, padded and resized to the model's input as in training."""
+    import pandas as pd
+
+    from brainlib.data.pipeline import eval_batches, image_dataset
+
     size = int(model.input.shape[1])
-    labels = [CLASSES.index(r["class"]) for r in rows]
-    cached = image_dataset([str(root / r["path"]) for r in rows], labels, size)
+    labels = [CLASSES.index(c) for c in classes]
+    cached = image_dataset([str(Path(root) / p) for p in paths], labels, size)
     proba = model.predict(eval_batches(cached, batch_size), verbose=0).astype(np.float64)
     frame = pd.DataFrame(proba, columns=list(PROB_COLUMNS))
-    frame.insert(0, "class", [r["class"] for r in rows])
-    frame.insert(0, "path", [r["path"] for r in rows])
+    frame.insert(0, "class", list(classes))
+    frame.insert(0, "path", list(paths))
     frame["predicted"] = [CLASSES[i] for i in proba.argmax(axis=1)]
-    atomic_write_text(out, frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
     return frame
 
 
@@ -369,19 +378,28 @@ def evaluate_run(
         if same and done.stat().st_mtime >= (folder / PREDICTIONS).stat().st_mtime:
             return old
     frame = predict_run(folder, data_dir=data_dir)
-    y, proba = labels_and_proba(frame)
-    table = per_class_table(y, proba)
-    low, high = bootstrap_table(y, proba, n_resamples, seed)
     meta = runs.read_meta(folder)
-
-    def clean(df):
-        return json.loads(df.to_json(orient="index"))
-
     result = {
         "variant": meta["variant"],
         "seed": meta["seed"],
         "profile": meta["profile"]["name"],
         "split": meta["profile"]["split"],
+        **scores(frame, n_resamples, seed),
+    }
+    atomic_write_json(folder / METRICS_FILE, result)
+    return result
+
+
+def scores(frame, n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Tables 1-2 of a predictions frame, its bootstrap CIs and confusion matrix (JSON-ready)."""
+    y, proba = labels_and_proba(frame)
+    table = per_class_table(y, proba)
+    low, high = bootstrap_table(y, proba, n_resamples, seed)
+
+    def clean(df):
+        return json.loads(df.to_json(orient="index"))
+
+    return {
         "n_test": len(y),
         "accuracy": float(table.loc["overall", "accuracy"]),
         "auc_macro": float(table.loc["overall", "auc"]),
@@ -393,8 +411,6 @@ def evaluate_run(
         "confusion_matrix": confusion(y, proba).tolist(),
         "classes": list(CLASSES),
     }
-    atomic_write_json(folder / METRICS_FILE, result)
-    return result
 
 
 def read_metrics(folder: str | Path) -> dict:

@@ -140,7 +140,30 @@ def test_skip_bad_is_offered_only_where_images_are_scanned():
 
     parser = build_parser()
     for argv in (["verify", "x"], ["audit", "x"], ["split", "x", "--out", "s.csv"], ["train"],
-                 ["manifest", "x"]):  # fmt: skip
+                 ["manifest", "x"], ["evaluate", "--external", "x"]):  # fmt: skip
         assert parser.parse_args([*argv, "--skip-bad"]).skip_bad is True
-    for command in ("evaluate", "export"):
-        assert not hasattr(parser.parse_args([command]), "skip_bad")
+    assert not hasattr(parser.parse_args(["export"]), "skip_bad")
+
+
+@pytest.mark.parametrize(
+    ("code", "words"), [(30, "the file system is read-only"), (28, "the disk is full")]
+)  # errno.EROFS, errno.ENOSPC on Linux
+def test_read_only_and_full_disks_name_the_file(small_dataset, tmp_path, capsys, monkeypatch,
+                                                code, words):  # fmt: skip
+    import errno
+    import os
+
+    from brainlib import fileio
+
+    assert code == {30: errno.EROFS, 28: errno.ENOSPC}[code]
+
+    def refuse(fd, data):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: refuse(fd, b""))
+    out = tmp_path / "split.csv"
+    with pytest.warns(UserWarning):
+        assert main(["split", str(small_dataset), "--kind", "paper", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: {words}" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))  # nothing half-written

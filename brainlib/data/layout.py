@@ -120,17 +120,40 @@ def _relpath(path: Path, root: Path) -> str:
     return unicodedata.normalize("NFC", path.relative_to(root).as_posix())
 
 
+def parse_class_map(text: str | None, classes: Sequence[str] = CLASSES) -> dict[str, str]:
+    """``"no_tumor=normal,glioma=glioma_tumor"`` -> ``{class: folder}`` for :func:`scan_dataset`.
+
+    Each pair names a folder of another dataset and the class it holds; a class
+    not named keeps its own name as its folder.
+    """
+    out: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in (text or "").split(","))):
+        folder, sep, cls = (x.strip() for x in pair.partition("="))
+        if not sep or not folder or not cls:
+            raise DataError(f"class map: expected FOLDER=CLASS, got {pair!r}")
+        if cls not in classes:
+            raise DataError(f"class map: {cls!r} is not a class (classes: {', '.join(classes)})")
+        if cls in out:
+            raise DataError(f"class map: class {cls!r} is given two folders")
+        out[cls] = folder
+    return out
+
+
 def scan_dataset(
     root: str | Path,
     classes: Sequence[str] = CLASSES,
     on_bad: str = "raise",
     with_hash: bool = True,
+    folders: dict[str, str] | None = None,
 ) -> list[ImageRecord]:
     """Every usable image under ``root``, sorted by relative path.
 
     ``on_bad`` is ``"raise"`` (default: one :class:`DataError` listing every
     bad file) or ``"skip"`` (bad files are left out with a warning).
+    ``folders`` names the folder of a class where it is not the class's name
+    (another dataset's ``no_tumor`` for ``normal``: :func:`parse_class_map`).
     """
+    folder_of = {cls: (folders or {}).get(cls, cls) for cls in classes}
     if on_bad not in ("raise", "skip"):
         raise ValueError("on_bad must be 'raise' or 'skip'")
     root = Path(root)
@@ -141,16 +164,16 @@ def scan_dataset(
     for entry in sorted(root.iterdir()):
         if _is_ignored(entry):
             continue
-        if entry.is_dir() and entry.name not in classes:
+        if entry.is_dir() and entry.name not in folder_of.values():
             folder_problems.append(
-                (str(entry), f"unknown class folder (expected {', '.join(classes)})")
+                (str(entry), f"unknown class folder (expected {', '.join(folder_of.values())})")
             )
         elif entry.is_file():
             folder_problems.append((str(entry), "file outside the class folders"))
     records: list[ImageRecord] = []
     bad: list[tuple[str, str]] = []
     for cls in classes:
-        folder = root / cls
+        folder = root / folder_of[cls]
         if not folder.is_dir():
             folder_problems.append((str(folder), "missing class folder"))
             continue
@@ -182,7 +205,7 @@ def scan_dataset(
         warnings.warn(f"left out {len(bad)} bad file(s): {listing}", stacklevel=2)
     for cls in classes:
         if not any(r.label == cls for r in records):
-            raise DataError(f"class folder {root / cls} has no usable image")
+            raise DataError(f"class folder {root / folder_of[cls]} has no usable image")
     records.sort(key=lambda r: r.relpath)
     return records
 
@@ -212,3 +235,34 @@ def load_rgb(path: str | Path) -> Image.Image:
             black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
             return Image.alpha_composite(black, rgba).convert("RGB")
         return im.convert("RGB")
+
+
+#: Folders of a dataset that keeps its own partition, and the subset each one holds.
+PARTITIONS = {"training": "train", "train": "train", "testing": "test", "test": "test"}
+
+
+def partition_folders(root: str | Path) -> dict[str, Path]:
+    """``{"train": root/Training, "test": root/Testing}`` (any case) when both exist, else {}."""
+    found: dict[str, Path] = {}
+    for entry in sorted(Path(root).iterdir()):
+        if entry.is_dir() and entry.name.lower() in PARTITIONS:
+            found.setdefault(PARTITIONS[entry.name.lower()], entry)
+    return found if set(found) == {"train", "test"} else {}
+
+
+def scan_partitioned(
+    root: str | Path, folders: dict[str, str] | None = None, on_bad: str = "raise"
+) -> list[ImageRecord]:
+    """Every image of a dataset folder: its class folders, or its ``Training/`` and
+    ``Testing/`` folders (paths then start with them, so the partition can be kept)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist or is not a folder")
+    parts = partition_folders(root)
+    if not parts:
+        return scan_dataset(root, on_bad=on_bad, folders=folders)
+    records = []
+    for part in parts.values():
+        for r in scan_dataset(part, on_bad=on_bad, folders=folders):
+            records.append(ImageRecord(f"{part.name}/{r.relpath}", r.label, r.sha256, root))
+    return sorted(records, key=lambda r: r.relpath)

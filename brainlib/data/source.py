@@ -21,6 +21,7 @@ from pathlib import Path
 from brainlib.config import (
     CLASSES,
     DATA_DIR_ENV,
+    FOLDER_DATASET,
     KAGGLE_DATASET,
     PHANTOM_DATASET,
     REAL_DATASET,
@@ -28,7 +29,13 @@ from brainlib.config import (
     cache_dir,
     env_data_dir,
 )
-from brainlib.data.layout import DataError, ImageRecord, scan_dataset
+from brainlib.data.layout import (
+    DataError,
+    ImageRecord,
+    parse_class_map,
+    scan_dataset,
+    scan_partitioned,
+)
 from brainlib.data.manifest import ManifestCheck, manifest_hash, packaged_manifest, read_manifest
 from brainlib.data.manifest import verify as verify_manifest
 from brainlib.data.phantoms import phantom_folder_name, write_phantoms
@@ -69,6 +76,11 @@ def resolve_data_dir(profile: Profile, data_dir: str | Path | None = None) -> Pa
         return Path(data_dir).expanduser()
     if profile.data_dir:
         return Path(profile.data_dir).expanduser()
+    if profile.dataset == FOLDER_DATASET:
+        raise DataError(
+            f"profile {profile.name!r} reads a dataset folder (dataset = 'folder'): "
+            "name it with --data-dir DIR or the profile's data_dir"
+        )
     if profile.dataset == PHANTOM_DATASET:
         return write_phantoms(
             phantom_dir(profile), profile.phantoms_per_class, profile.phantom_size, profile.seed
@@ -102,7 +114,10 @@ def load_dataset(
     ``allow_mismatch`` is set, other profiles warn.
     """
     root = resolve_data_dir(profile, data_dir)
-    records = scan_dataset(root, on_bad=on_bad)
+    if profile.dataset == FOLDER_DATASET:
+        records = scan_partitioned(root, parse_class_map(profile.class_map), on_bad=on_bad)
+    else:
+        records = scan_dataset(root, on_bad=on_bad)
     check = None
     manifest = packaged_manifest(REAL_DATASET) if profile.dataset == REAL_DATASET else None
     if manifest is not None:

@@ -10,6 +10,10 @@ Two kinds of split, both seeded and reproducible byte for byte:
 - ``grouped``: the same proportions, but every group of exact or near
   duplicates (:mod:`brainlib.data.audit`) is kept whole inside one subset, so
   no validation or test image has a duplicate in training, by construction.
+- ``given``: a dataset that keeps its own partition (``Training/`` and
+  ``Testing/`` folders) keeps it: ``Testing/`` is the test set, and the
+  validation set is carved from ``Training/``, stratified, in the proportion
+  validation : training of the fractions (1 : 8 by default).
 """
 
 from __future__ import annotations
@@ -112,13 +116,34 @@ def make_split(
     max_distance: int = DEFAULT_MAX_DISTANCE,
     index: DuplicateIndex | None = None,
 ) -> dict[str, str]:
-    """The ``paper`` or ``grouped`` split of ``records`` (``relpath -> split``)."""
+    """The ``paper``, ``grouped`` or ``given`` split of ``records`` (``relpath -> split``)."""
+    if kind == "given":
+        return given_split(records, seed, fractions)
     if kind == "paper":
         return stratified_split(records, seed, fractions)
     if kind == "grouped":
         index = index or index_duplicates(records, max_distance)
         return grouped_split(records, index.groups_for_split(), seed, fractions)
-    raise ValueError(f"unknown split kind {kind!r} (expected 'paper' or 'grouped')")
+    raise ValueError(f"unknown split kind {kind!r} (expected 'paper', 'grouped' or 'given')")
+
+
+def given_split(
+    records: Sequence[ImageRecord], seed: int, fractions: Sequence[float] = (0.8, 0.1, 0.1)
+) -> dict[str, str]:
+    """The dataset's own partition: ``Testing/`` is test; validation carved from ``Training/``."""
+    from brainlib.data.layout import PARTITIONS
+
+    part = {r.relpath: PARTITIONS.get(r.relpath.split("/", 1)[0].lower()) for r in records}
+    if not any(v == "test" for v in part.values()) or not any(v == "train" for v in part.values()):
+        raise DataError(
+            "split 'given' needs a dataset with Training/ and Testing/ folders "
+            "(use split 'paper' or 'grouped' for one folder per class)"
+        )
+    val_share = fractions[1] / (fractions[0] + fractions[1])
+    training = [r for r in records if part[r.relpath] == "train"]
+    assignment = stratified_split(training, seed, (1 - val_share, val_share, 0.0))
+    assignment.update({p: "test" for p, v in part.items() if v == "test"})
+    return assignment
 
 
 def split_rows(records: Sequence[ImageRecord], assignment: dict[str, str]) -> list[dict[str, str]]:
