@@ -12,6 +12,7 @@ import argparse
 import errno
 import json
 import sys
+import warnings
 
 from brainlib import __version__
 from brainlib.config import (
@@ -442,8 +443,14 @@ def describe_error(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"brainlib: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:  # a warning is one line for the user, not a source location
+        warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
     except KeyboardInterrupt:

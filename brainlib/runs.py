@@ -178,7 +178,7 @@ def locked(folder: str | Path):
     lock on exit (a start refused before it wrote anything) is removed.
     """
     folder = Path(folder)
-    created = not folder.exists()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again if unused
     folder.mkdir(parents=True, exist_ok=True)
     fh = open(folder / LOCK, "a+", encoding="utf-8")  # held for the block
     try:
@@ -206,8 +206,11 @@ def locked(folder: str | Path):
     finally:
         fh.close()  # releases the lock
         left = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-        if created and left <= {LOCK}:
+        if made and left <= {LOCK}:
             shutil.rmtree(folder, ignore_errors=True)
+            for parent in made[1:]:  # the folders made for it, innermost first, if empty
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
 
 
 # ---------------------------------------------------------------------------- history

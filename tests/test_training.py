@@ -193,10 +193,10 @@ def test_a_run_folder_is_held_by_one_process_and_cleaned_on_entry(tmp_path):
                 pass
     with runs.locked(folder):  # released
         pass
-    fresh = tmp_path / "smoke" / "base-paper-seed7"
+    fresh = tmp_path / "new-runs" / "smoke" / "base-paper-seed7"
     with pytest.raises(ValueError), runs.locked(fresh):
         raise ValueError("refused before writing anything")
-    assert not fresh.exists()
+    assert not (tmp_path / "new-runs").exists()  # nor the folders made to hold it
 
 
 def test_a_start_that_failed_does_not_block_the_corrected_command(tmp_path):
