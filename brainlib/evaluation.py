@@ -378,14 +378,7 @@ def evaluate_run(
         if same and done.stat().st_mtime >= (folder / PREDICTIONS).stat().st_mtime:
             return old
     frame = predict_run(folder, data_dir=data_dir)
-    meta = runs.read_meta(folder)
-    result = {
-        "variant": meta["variant"],
-        "seed": meta["seed"],
-        "profile": meta["profile"]["name"],
-        "split": meta["profile"]["split"],
-        **scores(frame, n_resamples, seed),
-    }
+    result = {**runs.identity(runs.read_meta(folder)), **scores(frame, n_resamples, seed)}
     atomic_write_json(folder / METRICS_FILE, result)
     return result
 

@@ -97,10 +97,7 @@ def evaluate_external(
     csv_text = frame.to_csv(index=False, float_format="%.8g", lineterminator="\n")
     atomic_write_text(out / runs.PREDICTIONS_CSV, csv_text)
     result = {
-        "variant": meta["variant"],
-        "seed": meta["seed"],
-        "profile": meta["profile"]["name"],
-        "split": meta["profile"]["split"],
+        **runs.identity(meta),
         "external": {"name": name, "folder": test_folder.name,
                      "per_class": {c: sum(r.label == c for r in records) for c in CLASSES}},
         "overlap_with_training": overlap,

@@ -115,6 +115,12 @@ def require_complete(folder: str | Path) -> dict:
     return meta
 
 
+def identity(meta: dict) -> dict:
+    """What names a run in its metrics files: model, seed, profile and split."""
+    return {"variant": meta["variant"], "seed": meta["seed"], "profile": meta["profile"]["name"],
+            "split": meta["profile"]["split"]}  # fmt: skip
+
+
 def training_fields_changed(old: dict, new: dict) -> list[str]:
     """The profile fields that differ between two runs in a way that changes training.
 
