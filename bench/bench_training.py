@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from brainlib.config import CLASSES, load_profile
 from brainlib.data import load_dataset
-from brainlib.data.pipeline import image_dataset, preprocess, training_stream
+from brainlib.data.pipeline import FeatureArrays, image_dataset, preprocess, training_stream
 from brainlib.models import (
     FREEZE_BOUNDARY,
     build_model,
@@ -159,7 +159,7 @@ def fast_path(records, epochs: int, seed: int, mixed: bool, jit: bool, weights_f
     f_flip = trunk_features(trunk, cached, 32, flip=True)
     cache_seconds = time.perf_counter() - t0
     y = np.array([CLASSES.index(r.label) for r in records])
-    feats = tf.data.Dataset.from_tensor_slices((f, f_flip, y))
+    feats = FeatureArrays(f, f_flip, y)
     n = len(records)
     stream, steps = training_stream(feats, n, BATCH, seed, 0, epochs + 1, features=True)
     top.compile(

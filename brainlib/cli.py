@@ -201,6 +201,14 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_stand_in_weights(args) -> int:
+    from brainlib.models import write_stand_in_weights
+
+    path = write_stand_in_weights(args.out, seed=args.seed)
+    print(f"stand-in backbone weights (random, seed {args.seed}, not ImageNet): {path}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     profile = _profile(args)
     if args.external:
@@ -405,6 +413,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="project root (default: .)")
     p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "stand-in-weights",
+        help="write seeded random backbone weights in the ImageNet no-top file's layout",
+        description="Write a ResNet50V2 no-top weights file (the layout of Keras' "
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5) holding seeded random weights, "
+        "marked as a stand-in, to rehearse the paper profile without the ImageNet download: "
+        "brainlib run --profile paper --weights FILE. Runs and the book say it is a stand-in.",
+    )
+    p.add_argument("out", help="the .h5 file to write")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the weights (default: 0)")
+    p.set_defaults(func=cmd_stand_in_weights)
 
     p = sub.add_parser("phantoms", help="write the synthetic phantom dataset")
     p.add_argument("out", help="folder to write the four class folders into")

@@ -43,7 +43,7 @@ REAL_DATASET = "brain-tumors-256x256"
 PHANTOM_DATASET = "phantoms"
 #: Another dataset in the Kaggle layout, named by ``data_dir`` (no manifest is kept for it).
 FOLDER_DATASET = "folder"
-SPLIT_KINDS = ("paper", "grouped", "given")
+SPLIT_KINDS = ("paper", "grouped", "dedup", "given")
 
 
 class ConfigError(ValueError):
@@ -63,7 +63,9 @@ class Profile:
     strict_data: bool = False  # refuse data that does not match the manifest
     phantoms_per_class: int = 40
     phantom_size: int = 128
-    split: str = "paper"  # "paper" (stratified), "grouped" (duplicate-free), "given" (Testing/)
+    # "paper" (stratified), "grouped" (duplicate-free), "dedup" (paper minus the training
+    # duplicates of test images), "given" (Testing/)
+    split: str = "paper"
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     near_duplicate_distance: int = 4  # pHash Hamming distance; see brainlib.data.audit
     subsample: int = 0  # 0: every image; N: at most N per split and class (quick checks only)
@@ -83,7 +85,13 @@ class Profile:
     reduce_lr_factor: float = 0.2
     min_learning_rate: float = 1e-7
     fast_path: bool = False  # cache the frozen trunk's outputs
-    mixed_precision: bool = False  # bfloat16 on CPUs, float16 on GPUs
+    cache_memory_gib: float = 1.0  # a larger trunk cache is memory-mapped from disk
+    # True: bfloat16 on CPUs, float16 on GPUs; "auto": also, but float32 on a CPU
+    # without native bfloat16 (emulated bfloat16 is slower than float32 there)
+    mixed_precision: bool | str = False
+    # progressive resizing: a profile whose finished run of the same model, split and
+    # seed gives this run's starting weights (the whole network); "" starts from `weights`
+    init_from: str = ""
     jit_compile: bool = False  # XLA
     seed: int = 42  # training seed, and the seed of the split
     # the replication grid: both models for every (split, seed) pair
@@ -108,6 +116,13 @@ def _coerce(name: str, value: Any) -> Any:
     """Coerce ``value`` (from TOML or a ``--set`` string) to the field's type."""
     if name == "name":
         raise ConfigError("profile field 'name' cannot be set: choose the profile with --profile")
+    if name == "mixed_precision" and isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ConfigError(f"profile field {name!r}: true, false or auto, not {value!r}")
+        return text in {"true", "1", "yes"}
     if name not in _FIELDS or name == "extra":
         known = ", ".join(sorted(set(_FIELDS) - {"name", "extra"}))
         raise ConfigError(f"unknown profile field {name!r}; known: {known}")
@@ -141,7 +156,9 @@ def _coerce(name: str, value: Any) -> Any:
 _ELEMENT = {"seeds": int, "splits": str}
 
 #: Fields that do not change how one run trains: a finished run stays valid when they change.
-NOT_TRAINING_FIELDS = frozenset({"description", "bootstrap_resamples", "seeds", "splits"})
+NOT_TRAINING_FIELDS = frozenset(
+    {"description", "bootstrap_resamples", "seeds", "splits", "cache_memory_gib"}
+)
 
 
 def _check_types(p: Profile) -> None:
@@ -150,7 +167,9 @@ def _check_types(p: Profile) -> None:
         value, default = getattr(p, name), f.default
         if name == "extra" or (value is None and default is None):
             continue
-        if isinstance(default, bool) or (default is None and name == "bn_momentum"):
+        if name == "mixed_precision":
+            ok = isinstance(value, bool) or value == "auto"
+        elif isinstance(default, bool) or (default is None and name == "bn_momentum"):
             ok = isinstance(value, bool) if isinstance(default, bool) else _is_number(value)
         elif isinstance(default, int):
             ok = isinstance(value, int) and not isinstance(value, bool)
@@ -195,6 +214,8 @@ def _validated(p: Profile) -> Profile:
     for name in ("early_stopping_patience", "reduce_lr_patience"):
         if getattr(p, name) < 0:
             raise ConfigError(f"profile {p.name!r}: {name} must be 0 or more")
+    if not p.cache_memory_gib >= 0:
+        raise ConfigError(f"profile {p.name!r}: cache_memory_gib must be 0 or more")
     if p.se_ratio < 1:
         raise ConfigError(f"profile {p.name!r}: se_ratio must be at least 1")
     if p.dataset not in (REAL_DATASET, PHANTOM_DATASET, FOLDER_DATASET):
@@ -218,6 +239,14 @@ def _validated(p: Profile) -> Profile:
         raise ConfigError(
             f"profile {p.name!r}: fast_path needs the frozen trunk (trainable_from='paper')"
         )
+    if p.init_from:
+        if p.init_from == p.name:
+            raise ConfigError(f"profile {p.name!r}: init_from names the profile itself")
+        if p.weights != "none":
+            raise ConfigError(
+                f"profile {p.name!r}: init_from {p.init_from!r} gives every starting weight; "
+                "set weights = 'none'"
+            )
     if p.image_size < 32:
         raise ConfigError(f"profile {p.name!r}: image_size must be at least 32 (ResNet50V2)")
     if p.subsample < 0:
@@ -245,7 +274,26 @@ def load_profile(name: str = DEFAULT_PROFILE, /, **overrides: Any) -> Profile:
         raise ConfigError(f"unknown profile {name!r}; known: {', '.join(table)}")
     values = {k: _coerce(k, v) for k, v in table[name].items()}
     values.update({k: _coerce(k, v) for k, v in overrides.items() if v is not None})
+    start = values.get("init_from")
+    if start and start not in table:
+        raise ConfigError(f"profile {name!r}: init_from names no profile ({start!r}); "
+                          f"known: {', '.join(table)}")  # fmt: skip
     return _validated(Profile(name=name, **values))
+
+
+#: Fields that pick the data and its split: a warm-start run uses the final run's.
+DATA_FIELDS = ("dataset", "class_map", "data_dir", "strict_data", "phantoms_per_class",
+               "phantom_size", "split", "split_fractions", "near_duplicate_distance",
+               "subsample", "seed")  # fmt: skip
+
+
+def init_profile(profile: Profile) -> Profile | None:
+    """The profile that trains ``profile``'s starting weights (``init_from``), on the same
+    data and split; ``None`` when it starts from ``weights``."""
+    if not profile.init_from:
+        return None
+    start = load_profile(profile.init_from)
+    return start.replace(**{f: getattr(profile, f) for f in DATA_FIELDS})
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, str]:

@@ -27,6 +27,7 @@ inference mode (Keras 3 semantics of ``trainable = False``).
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import keras
@@ -109,6 +110,46 @@ def _backbone(weights: str | Path | None, input_shape):
             f"{path}: not ResNet50V2 (include_top=False) weights ({type(err).__name__}: {err})"
         ) from err
     return net
+
+
+#: The HDF5 attribute that marks a stand-in backbone weights file (not ImageNet's).
+STAND_IN_ATTR = "brainlib_stand_in"
+
+
+def write_stand_in_weights(path: str | Path, seed: int = 0) -> Path:
+    """A backbone weights file in the layout of Keras' ResNet50V2 no-top file
+    (``resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5``), holding seeded
+    random weights, for rehearsing the ``paper`` profile where the ImageNet
+    weights cannot be downloaded. It is marked as a stand-in (an HDF5 attribute);
+    runs that use it say so in run.json and the book's banner.
+    """
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(seed)
+    net = keras.applications.ResNet50V2(include_top=False, weights=None, input_shape=(224, 224, 3))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    with h5py.File(tmp, "w") as fh:
+        legacy_h5_format.save_weights_to_hdf5_group(fh, net)
+        fh.attrs[STAND_IN_ATTR] = f"random weights (seed {seed}), not ImageNet: a stand-in"
+    tmp.replace(path)
+    return path
+
+
+def stand_in_note(weights: str | Path | None) -> str | None:
+    """The stand-in note of a weights file, or ``None`` (ImageNet, none, or a real file)."""
+    if weights in (None, "none", "None", "", "imagenet"):
+        return None
+    import h5py
+
+    try:
+        with h5py.File(Path(weights).expanduser(), "r") as fh:
+            note = fh.attrs.get(STAND_IN_ATTR)
+    except OSError:
+        return None
+    return None if note is None else str(note)
 
 
 def build_model(
@@ -213,13 +254,68 @@ def summary_table(model: keras.Model, head_only: bool = True):
 # ------------------------------------------------------------------- from a profile
 
 
-def precision_policy(mixed: bool) -> str:
-    """``float32``, or the mixed policy this machine supports (bf16 CPU, fp16 GPU)."""
-    if not mixed:
+#: oneDNN's instruction-set levels, lowest first; bfloat16 is native from AVX512_CORE_BF16.
+_ONEDNN_ISA = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+               "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16",
+               "AVX10_1_512_AMX", "AVX512_CORE_AMX", "AVX10_1_512_AMX_FP16",
+               "AVX512_CORE_AMX_FP16")  # fmt: skip
+
+
+def cpu_info(cpuinfo: str | None = None, max_isa: str | None = None) -> dict:
+    """This CPU's model, its vector instruction sets and whether bfloat16 is native.
+
+    bfloat16 is native where the CPU has AVX512_BF16 or AMX-BF16 and oneDNN may
+    use it: ``$ONEDNN_MAX_CPU_ISA`` set below ``AVX512_CORE_BF16`` (for instance
+    ``AVX2``, to rehearse a slower CPU) turns it off as it does for oneDNN.
+    Without native support TensorFlow emulates bfloat16, which on an AVX2-only
+    CPU made a training step 3.5 times slower than float32.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    model, flags = platform_model(), set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            model = value.strip()
+        if key.strip() == "flags":
+            flags = set(value.split())
+            break
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    native = bool({"avx512_bf16", "amx_bf16"} & flags)
+    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA") if max_isa is None else max_isa
+    if native and max_isa and max_isa.upper() != "ALL":
+        level = max_isa.upper()
+        native = level in _ONEDNN_ISA and _ONEDNN_ISA.index(level) >= _ONEDNN_ISA.index(
+            "AVX512_CORE_BF16"
+        )
+    return {"model": model, "isa": isa, "native_bf16": native}
+
+
+def platform_model() -> str:
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def precision_policy(mixed: bool | str) -> str:
+    """``float32``, or the mixed policy for this machine (bf16 CPU, fp16 GPU).
+
+    ``mixed`` is ``True`` (always mixed), ``False`` (never) or ``"auto"``:
+    mixed on a GPU and on a CPU with native bfloat16 (:func:`cpu_info`),
+    float32 elsewhere.
+    """
+    if mixed is False or mixed in ("false", "off", "no"):
         return "float32"
     import tensorflow as tf
 
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    if mixed == "auto" and not cpu_info()["native_bf16"]:
+        return "float32"
+    return "mixed_bfloat16"
 
 
 @contextlib.contextmanager

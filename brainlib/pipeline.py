@@ -26,9 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,6 +178,8 @@ def execute_notebooks(
             nbformat.write(to_notebook(source_path), staged)
             log(f"[running]  {name} ...")
             t0 = time.perf_counter()
+            progress = TrainingProgress(build / "runs", name, log)
+            progress.start()
             try:
                 papermill.execute_notebook(
                     str(staged),
@@ -193,6 +197,7 @@ def execute_notebooks(
                     f"notebook {name}: {err.filename or executed}: {err.strerror or err}"
                 ) from err
             finally:
+                progress.stop()
                 staged.unlink(missing_ok=True)
             seconds = time.perf_counter() - t0
             atomic_write_text(key_file, key + "\n")
@@ -208,8 +213,86 @@ def execute_notebooks(
     return results
 
 
-def banner(profile: Profile, data_dir: str | None) -> str:
+_EPOCH_LINE = re.compile(
+    r"epoch\s+(?P<epoch>\d+)\s+loss (?P<loss>\S+)\s+acc (?P<acc>\S+)\s+val_loss (?P<vloss>\S+)"
+    r"\s+val_acc (?P<vacc>\S+).*?(?P<sec>[\d.]+)s$"
+)
+
+
+class TrainingProgress(threading.Thread):
+    """Follows the run logs under ``runs_root`` while a notebook executes.
+
+    Each new epoch becomes one line: the run, the epoch of its maximum, its
+    metrics and the time left in the run at most (the remaining epochs at the
+    run's mean epoch time; early stopping may end it sooner). Starts, caches
+    and completions are passed on as they are.
+    """
+
+    def __init__(self, runs_root: Path, notebook: str, log, interval: float = 2.0):
+        super().__init__(daemon=True)
+        self.runs_root, self.notebook, self.log, self.interval = runs_root, notebook, log, interval
+        self.offsets: dict[Path, int] = {}
+        self.seconds: dict[Path, list[float]] = {}
+        self.done = threading.Event()
+        for path in self._logs():  # what was there before this notebook is not news
+            self.offsets[path] = path.stat().st_size
+
+    def _logs(self) -> list[Path]:
+        return sorted(self.runs_root.glob("*/*/log.txt")) if self.runs_root.is_dir() else []
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            self.poll()
+        self.poll()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+    def poll(self) -> None:
+        for path in self._logs():
+            start = self.offsets.get(path, 0)
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    fh.seek(start)
+                    text = fh.read()
+            except OSError:
+                continue
+            complete = text[: text.rfind("\n") + 1]
+            self.offsets[path] = start + len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                self.log(self.describe(path.parent, line.split(" ", 1)[-1]))
+
+    def describe(self, folder: Path, line: str) -> str:
+        name = f"{folder.parent.name}/{folder.name}"
+        m = _EPOCH_LINE.search(line)
+        if not m:
+            return f"[{self.notebook}] {name}: {line}"
+        times = self.seconds.setdefault(folder, [])
+        times.append(float(m["sec"]))
+        try:
+            max_epochs = int(json.loads((folder / "run.json").read_text())["profile"]["max_epochs"])
+        except (OSError, ValueError, KeyError):
+            max_epochs = int(m["epoch"])
+        left = max(max_epochs - int(m["epoch"]), 0) * sum(times) / len(times)
+        return (f"[{self.notebook}] {name}: epoch {m['epoch']}/{max_epochs}  loss {m['loss']}  "
+                f"acc {m['acc']}  val_loss {m['vloss']}  val_acc {m['vacc']}  {m['sec']} s; "
+                f"at most {_duration(left)} left in this run")  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def banner(profile: Profile, data_dir: str | None, weights: str | None = None) -> str:
     """The text shown on every page of the book."""
+    from brainlib.models import stand_in_note
+
     if profile.dataset == "phantoms":
         data = (f"synthetic phantoms ({profile.phantoms_per_class} per class, "
                 f"{profile.phantom_size} px, seed {profile.seed})")  # fmt: skip
@@ -219,7 +302,14 @@ def banner(profile: Profile, data_dir: str | None) -> str:
         )
     else:
         data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"
-        note = f"weights: {profile.weights}, {profile.image_size} px"
+        used = weights or profile.weights
+        stand_in = stand_in_note(used)
+        if stand_in:
+            note = (f"<b>backbone weights: a stand-in file ({Path(used).name}: {stand_in})</b>, "
+                    f"{profile.image_size} px; the numbers are a rehearsal of the protocol, "
+                    "not the paper's results")  # fmt: skip
+        else:
+            note = f"weights: {used}, {profile.image_size} px"
     return f"Built with profile <b>{profile.name}</b> on {data}: {note}. brainlib {__version__}."
 
 
@@ -241,6 +331,7 @@ def build_book(
     executed: list[StepResult],
     data_dir: str | None,
     log=print,
+    weights: str | None = None,
 ) -> Path:
     """Stage the book (pages, executed notebooks, figures) and run ``jupyter-book build -W``.
 
@@ -261,7 +352,9 @@ def build_book(
         shutil.copytree(figures, site / "book" / "figures", dirs_exist_ok=True)
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
-    sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(profile, data_dir)
+    sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(
+        profile, data_dir, weights
+    )
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copyfile(root / "_toc.yml", site / "_toc.yml")
     exe = Path(sys.executable).with_name("jupyter-book")
@@ -275,6 +368,24 @@ def build_book(
     html = build / "_build" / "html"
     log(f"[book]     {html / 'index.html'}")
     return html
+
+
+def _tee(log, path: Path):
+    """``log``, and each line time-stamped into ``path`` as well (the pipeline's log)."""
+    from datetime import UTC, datetime
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+
+    def both(line: str) -> None:
+        with lock:
+            log(line)
+            sys.stdout.flush()
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {line}\n")
+
+    return both
 
 
 def run(
@@ -293,10 +404,11 @@ def run(
             f"{root} is not the brainlib project root (no notebooks/ or _config.yml)"
         )
     profile = load_profile(profile_name, **(overrides or {}))
+    log = _tee(log, root / "_build" / profile.name / "run.log")
     # without the book, the results page (a page of the book) is not executed either:
     # `make results` trains and exports first, then builds the book with its page
     names = NOTEBOOKS if book else tuple(n for n in NOTEBOOKS if n != RESULTS_NOTEBOOK)
     steps = execute_notebooks(profile, root, data_dir, weights, overrides, names=names, log=log)
     if not book:
         return None
-    return build_book(root, profile, steps, data_dir, log=log)
+    return build_book(root, profile, steps, data_dir, log=log, weights=weights)

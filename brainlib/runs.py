@@ -43,6 +43,7 @@ PREDICTIONS_CSV = "predictions.csv"
 METRICS_JSON = "metrics.json"
 FIGURES = "figures"
 DATA = "data"  # the data stage's outputs, beside the run folders of a profile
+TRUNK_CACHE = "trunk-cache"  # the fast path's cached trunk outputs, beside the run folders
 
 COMPLETE, RUNNING = "complete", "running"
 

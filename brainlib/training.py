@@ -24,7 +24,11 @@ only augmentation is a horizontal flip, so its outputs for every training
 image and its mirror image are computed once and kept in memory; each epoch
 then runs only the trainable top. At 224 the trunk's output is 7x7x1024
 float32 (196 KiB) per image: 0.95 GiB for the 2,478 training images and their
-flips, 0.12 GiB for validation.
+flips, 0.12 GiB for validation. The cache is written once as ``.npy`` files
+under ``<runs>/<profile>/trunk-cache/<key>/``, where the key hashes the
+trunk's weights and the images, so runs with the same frozen trunk (both
+models, and every seed, on ImageNet weights) share it; it is read into memory
+up to ``cache_memory_gib`` and memory-mapped from disk beyond.
 """
 
 from __future__ import annotations
@@ -297,15 +301,90 @@ def subsample(records, assignment: dict[str, str], per_group: int, seed: int):
     return sorted(keep, key=lambda r: r.relpath)
 
 
-def trunk_features(trunk, cached, batch_size: int, flip: bool = False) -> np.ndarray:
-    """The frozen trunk's outputs for every cached image (optionally mirrored)."""
+def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None) -> np.ndarray:
+    """The frozen trunk's outputs for every cached image (optionally mirrored).
+
+    ``out``: an array (a memory map) to fill batch by batch instead of a new one.
+    """
     import tensorflow as tf
 
     from brainlib.data.pipeline import preprocess
 
     ds = cached.map(lambda x, y: x[:, ::-1] if flip else x).batch(batch_size)
     ds = ds.map(preprocess).prefetch(tf.data.AUTOTUNE)
-    return np.concatenate([trunk(x, training=False).numpy() for x in ds], axis=0)
+    if out is None:
+        return np.concatenate([trunk(x, training=False).numpy() for x in ds], axis=0)
+    k = 0
+    for x in ds:
+        rows = trunk(x, training=False).numpy()
+        out[k : k + len(rows)] = rows
+        k += len(rows)
+    return out
+
+
+def trunk_cache_key(trunk, split_text: str, image_size: int) -> str:
+    """What the trunk's outputs depend on: its weights, the images (paths and sha256 of
+    the split) and their size. Runs that share it (both models on ImageNet weights, every
+    seed of a frozen pre-trained trunk) share one cache."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{image_size}\n{split_text}".encode())
+    for w in trunk.weights:
+        digest.update(w.path.encode())
+        digest.update(np.ascontiguousarray(w.numpy()).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def trunk_cache(trunk, train_cache, val_cache, key: str, root: Path, budget_gib: float, log):
+    """The trunk's outputs for the training images (and their mirror images) and the
+    validation images, computed once into ``root/<key>/`` as ``.npy`` files.
+
+    Loaded into memory when they fit ``budget_gib``, else memory-mapped from disk
+    (the page cache keeps what fits). Returns ``(FeatureArrays, val features, val labels)``.
+    """
+    import json
+
+    from brainlib.data.pipeline import FeatureArrays
+
+    folder = root / key
+    names = ("train", "train-flip", "train-labels", "val", "val-labels")
+    t0 = time.perf_counter()
+    if not (folder / "done.json").is_file():
+        tmp = root / f".tmp-{key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        probe = trunk(np.zeros((1, *trunk.input.shape[1:]), "float32"), training=False)
+        shape, dtype = tuple(probe.shape[1:]), probe.numpy().dtype
+        for split, data in (("train", train_cache), ("val", val_cache)):
+            labels = _labels(data)
+            np.save(tmp / f"{split}-labels.npy", labels)
+            flips = (False, True) if split == "train" else (False,)
+            for flip in flips:
+                name = f"{split}-flip" if flip else split
+                out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype,
+                                                shape=(len(labels), *shape))  # fmt: skip
+                trunk_features(trunk, data, 64, flip=flip, out=out)
+                out.flush()
+                del out
+        (tmp / "done.json").write_text(json.dumps({"key": key, "shape": shape,
+                                                   "dtype": str(dtype)}))  # fmt: skip
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished the same cache first
+            shutil.rmtree(tmp, ignore_errors=True)
+        how = f"computed in {time.perf_counter() - t0:.1f}s"
+    else:
+        how = "reused"
+    size = sum((folder / f"{n}.npy").stat().st_size for n in names)
+    in_memory = size <= budget_gib * 2**30
+    mode = None if in_memory else "r"
+    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in names}
+    train = FeatureArrays(arrays["train"], arrays["train-flip"], arrays["train-labels"])
+    where = "in memory" if in_memory else f"memory-mapped from disk (over {budget_gib:g} GiB)"
+    log(f"fast path: trunk features {train.features.shape[1:]} of {len(train)} training images "
+        f"(+ mirror images) and {len(arrays['val-labels'])} validation images, "
+        f"{size / 2**30:.2f} GiB at {folder.resolve()}, {how}, {where}")  # fmt: skip
+    return train, arrays["val"], arrays["val-labels"]
 
 
 def _labels(cached) -> np.ndarray:
@@ -345,6 +424,13 @@ def prepare(
         "data_root": str(dataset.root.resolve()),
         "data_manifest_sha256": dataset.manifest_sha256,
     }
+    from brainlib.models import stand_in_note
+
+    note = stand_in_note(profile_dict["weights"])
+    if note:
+        meta["weights_stand_in"] = note
+    if profile.init_from:
+        meta["init_weights"] = init_weights_source(profile, variant, runs_root, seed)
     old = runs.check_same_run(folder, meta)
     plan = RunPlan(profile, variant, seed, folder, [], {}, old or meta, weights, False)
     if old and old.get("status") == runs.COMPLETE:
@@ -358,7 +444,8 @@ def prepare(
         fractions=profile.split_fractions,
         max_distance=profile.near_duplicate_distance,
     )
-    records = dataset.records
+    # a "dedup" split leaves some training images out of the run
+    records = [r for r in dataset.records if r.relpath in assignment]
     if profile.subsample:
         records = subsample(records, assignment, profile.subsample, profile.seed)
         assignment = {r.relpath: assignment[r.relpath] for r in records}
@@ -387,6 +474,21 @@ def prepare(
     }
     runs.write_meta(folder, plan.meta)
     return plan
+
+
+def init_weights_source(profile: Profile, variant: str, runs_root, seed: int) -> dict:
+    """The finished warm-start run (``init_from``) whose best weights start this run."""
+    from brainlib.config import init_profile
+
+    start = init_profile(profile)
+    folder = runs.run_dir(runs_root, start, variant, seed)
+    meta = runs.require_complete(folder)
+    path = folder / runs.WEIGHTS / "best.weights.h5"
+    if not path.is_file():
+        raise RunError(f"{folder}: no {path.name} to start {profile.name!r} from")
+    return {"profile": start.name, "run": str(folder), "file": str(path),
+            "image_size": start.image_size, "epochs": meta.get("epochs"),
+            "best_epoch": meta.get("best_epoch")}  # fmt: skip
 
 
 def check_weights_source(weights: str | None) -> None:
@@ -421,6 +523,11 @@ def _inputs(plan: RunPlan, log) -> _Inputs:
 
     profile = plan.profile
     model = build_for_profile(profile, plan.variant, plan.weights)
+    start = plan.meta.get("init_weights")
+    if start:  # progressive resizing: every weight from the lower-resolution run
+        model.load_weights(start["file"])
+        log(f"starting weights: {start['file']} ({start['image_size']} px, "
+            f"best epoch {start['best_epoch']} of {start['epochs']})")  # fmt: skip
 
     def cached(split):
         recs = [r for r in plan.records if plan.assignment[r.relpath] == split]
@@ -432,18 +539,13 @@ def _inputs(plan: RunPlan, log) -> _Inputs:
         val = eval_batches(val_cache, profile.batch_size)
         return _Inputs(model, model, train_cache, val, n)
     trunk, top = trunk_and_top(model)
-    t0 = time.perf_counter()
-    f = trunk_features(trunk, train_cache, 64)
-    f_flip = trunk_features(trunk, train_cache, 64, flip=True)
-    val_f, val_y = trunk_features(trunk, val_cache, 64), _labels(val_cache)
-    gib = (f.nbytes * 2 + val_f.nbytes) / 2**30
-    log(
-        f"fast path: trunk features {f.shape[1:]} for {n} images (+ flips) "
-        f"in {time.perf_counter() - t0:.1f}s, {gib:.2f} GiB in memory"
-    )
-    train = tf.data.Dataset.from_tensor_slices((f, f_flip, _labels(train_cache)))
+    key = trunk_cache_key(trunk, split_csv_text(plan.records, plan.assignment), profile.image_size)
+    root = plan.folder.parent / runs.TRUNK_CACHE
+    train, val_f, val_y = trunk_cache(trunk, train_cache, val_cache, key, root,
+                                      profile.cache_memory_gib, log)  # fmt: skip
+    plan.meta["trunk_cache"] = str(root / key)
     val = (
-        tf.data.Dataset.from_tensor_slices((val_f, tf.one_hot(val_y, len(CLASSES))))
+        tf.data.Dataset.from_tensor_slices((np.asarray(val_f), tf.one_hot(val_y, len(CLASSES))))
         .batch(profile.batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
@@ -594,7 +696,16 @@ def train(
     A finished run is not trained again: its folder is returned as it is.
     One process at a time trains into a run folder (:func:`brainlib.runs.locked`).
     """
-    folder = runs.run_dir(runs_root, profile, variant, profile.seed if seed is None else seed)
+    from brainlib.config import init_profile
+
+    seed = profile.seed if seed is None else seed
+    start = init_profile(profile)
+    if start is not None:  # progressive resizing: the lower-resolution run comes first
+        first = train(start, variant, runs_root, data_dir, seed, None, allow_mismatch, verbose,
+                      None, skip_bad)  # fmt: skip
+        if runs.read_meta(first.folder).get("status") != runs.COMPLETE:
+            return first
+    folder = runs.run_dir(runs_root, profile, variant, seed)
     with runs.locked(folder):
         return _train_locked(profile, variant, runs_root, data_dir, seed, weights,
                              allow_mismatch, skip_bad, verbose, stop_after_epochs)  # fmt: skip

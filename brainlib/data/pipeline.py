@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 
 from brainlib.config import CLASSES
@@ -82,8 +84,35 @@ def flip_decision(seed: int, epoch: int, index: tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_uniform([], seed=key) < 0.5
 
 
+@dataclass
+class FeatureArrays:
+    """The fast path's training inputs: the frozen trunk's output for every image and for
+    its mirror image, and the labels; in memory or memory-mapped from ``.npy`` files."""
+
+    features: np.ndarray  # (n, h, w, c)
+    flipped: np.ndarray  # the same for the mirrored images
+    labels: np.ndarray  # (n,) class indices
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _feature_batch(arrays: FeatureArrays, index: tf.Tensor, flip: tf.Tensor):
+    """Rows ``index`` of the features (of the flipped features where ``flip``), one-hot labels."""
+
+    def gather(idx, flp):
+        rows = np.where(flp[:, None, None, None], arrays.flipped[idx], arrays.features[idx])
+        return rows, arrays.labels[idx].astype(np.int32)
+
+    dtype = tf.as_dtype(arrays.features.dtype)
+    x, y = tf.numpy_function(gather, [index, flip], [dtype, tf.int32], stateful=False)
+    x.set_shape([None, *arrays.features.shape[1:]])
+    y.set_shape([None])
+    return x, _one_hot(y)
+
+
 def epoch_dataset(
-    cached: tf.data.Dataset,
+    cached: tf.data.Dataset | FeatureArrays,
     n: int,
     batch_size: int,
     seed: int,
@@ -93,31 +122,35 @@ def epoch_dataset(
 ) -> tf.data.Dataset:
     """One training epoch, shuffled and flipped with seeds from ``(seed, epoch)`` only.
 
-    ``cached`` yields ``(uint8 image, label)``; or, with ``features=True``,
-    ``(trunk output, trunk output of the mirrored image, label)`` (the fast
-    path), where a flip selects the second. The shuffle order and the flip of
-    each position are the same in both cases, so the two paths see the same
-    epoch.
+    ``cached`` yields ``(uint8 image, label)``; or, with ``features=True``, it
+    is a :class:`FeatureArrays` (the fast path), where a flip selects the
+    mirrored image's features. The shuffle order and the flip of each position
+    are the same in both cases, so the two paths see the same epoch. On the
+    fast path only the image indices are shuffled, and each batch's rows are
+    read from the arrays, so a memory-mapped cache stays on disk.
     """
-    ds = cached.shuffle(n, seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+    shuffle_seed = seed * 100_003 + epoch
+    if features:
+        ds = tf.data.Dataset.range(n).shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
+
+        def position_flip(pos, i):
+            return i, flip_decision(seed, epoch, pos) if augment else tf.constant(False)
+
+        ds = ds.enumerate().map(position_flip, num_parallel_calls=AUTOTUNE).batch(batch_size)
+        return ds.map(lambda i, f: _feature_batch(cached, i, f), num_parallel_calls=AUTOTUNE)
+    ds = cached.shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=False)
 
     def select(i, element):
         flip = flip_decision(seed, epoch, i) if augment else tf.constant(False)
-        if features:
-            f, f_flip, y = element
-            return tf.where(flip, f_flip, f), y
         x, y = element
         return tf.cond(flip, lambda: tf.reverse(x, axis=[1]), lambda: x), y
 
-    def features_inputs(x, y):
-        return x, _one_hot(y)
-
     ds = ds.enumerate().map(select, num_parallel_calls=AUTOTUNE).batch(batch_size)
-    return ds.map(features_inputs if features else _model_inputs, num_parallel_calls=AUTOTUNE)
+    return ds.map(_model_inputs, num_parallel_calls=AUTOTUNE)
 
 
 def training_stream(
-    cached: tf.data.Dataset,
+    cached: tf.data.Dataset | FeatureArrays,
     n: int,
     batch_size: int,
     seed: int,

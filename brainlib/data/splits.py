@@ -10,6 +10,12 @@ Two kinds of split, both seeded and reproducible byte for byte:
 - ``grouped``: the same proportions, but every group of exact or near
   duplicates (:mod:`brainlib.data.audit`) is kept whole inside one subset, so
   no validation or test image has a duplicate in training, by construction.
+- ``dedup``: the ``paper`` split with one change: every training image that is
+  an exact or near duplicate of a test image is left out (of training, and of
+  the run). The test set is the paper split's, image for image, so a model
+  trained on ``paper`` and one trained on ``dedup`` are compared on the same
+  test images; the difference on test images that had a duplicate in
+  training is what duplicate leakage is worth.
 - ``given``: a dataset that keeps its own partition (``Training/`` and
   ``Testing/`` folders) keeps it: ``Testing/`` is the test set, and the
   validation set is carved from ``Training/``, stratified, in the proportion
@@ -124,7 +130,34 @@ def make_split(
     if kind == "grouped":
         index = index or index_duplicates(records, max_distance)
         return grouped_split(records, index.groups_for_split(), seed, fractions)
-    raise ValueError(f"unknown split kind {kind!r} (expected 'paper', 'grouped' or 'given')")
+    if kind == "dedup":
+        index = index or index_duplicates(records, max_distance)
+        return deduplicated_split(stratified_split(records, seed, fractions), index)
+    raise ValueError(
+        f"unknown split kind {kind!r} (expected 'paper', 'grouped', 'dedup' or 'given')"
+    )
+
+
+def deduplicated_split(assignment: dict[str, str], index: DuplicateIndex) -> dict[str, str]:
+    """``assignment`` without the training images that duplicate a test image.
+
+    A training image goes when it is an exact copy of a test image or within
+    the near-duplicate distance of one (a direct pair, as the audit flags
+    them; not merely in the same cluster). Validation and test are untouched.
+    The images left out are absent from the returned mapping.
+    """
+    partners: dict[str, set[str]] = {}
+    for group in index.exact_groups:
+        for p in group:
+            partners.setdefault(p, set()).update(q for q in group if q != p)
+    for a, b, _ in index.near_edges:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    return {
+        p: s
+        for p, s in assignment.items()
+        if not (s == "train" and any(assignment.get(q) == "test" for q in partners.get(p, ())))
+    }
 
 
 def given_split(
