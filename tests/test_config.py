@@ -45,3 +45,28 @@ def test_bad_overrides_are_refused(pairs, match):
 def test_unknown_profile():
     with pytest.raises(ConfigError, match="unknown profile 'nope'"):
         load_profile("nope")
+
+
+def test_mixed_precision_takes_auto_and_refuses_other_words():
+    assert load_profile("smoke", mixed_precision="auto").mixed_precision == "auto"
+    assert load_profile("smoke", mixed_precision="true").mixed_precision is True
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_profile("smoke", mixed_precision="sometimes")
+
+
+def test_init_from_chains_stages_on_the_final_runs_data():
+    from brainlib.config import init_profile
+
+    final = load_profile("real224", split="dedup", seed=7, subsample=3)
+    stage2 = init_profile(final)
+    stage1 = init_profile(stage2)
+    assert (stage2.name, stage1.name, init_profile(stage1)) == ("real128", "real64", None)
+    for stage in (stage2, stage1):
+        assert (stage.split, stage.seed, stage.subsample) == ("dedup", 7, 3)
+    assert (stage1.image_size, stage2.image_size, final.image_size) == (64, 128, 224)
+    with pytest.raises(ConfigError, match="names no profile"):
+        load_profile("smoke", init_from="nonesuch")
+    with pytest.raises(ConfigError, match="itself"):
+        load_profile("smoke", init_from="smoke")
+    with pytest.raises(ConfigError, match="weights = 'none'"):
+        load_profile("paper", init_from="smoke")

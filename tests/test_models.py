@@ -164,3 +164,39 @@ def test_backbone_weights_from_a_file(tmp_path, layout):
 def test_unknown_variant():
     with pytest.raises(ValueError, match="variant"):
         models.build_model("cbam", weights=None, input_shape=(32, 32, 3))
+
+
+AVX2_ONLY = "model name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n"
+BF16 = "model name\t: AMD EPYC 9B14\nflags\t\t: fpu sse2 avx avx2 avx512f avx512_bf16\n"
+
+
+def test_cpu_info_reads_native_bfloat16_and_oneDNNs_isa_cap():
+    assert models.cpu_info(AVX2_ONLY, max_isa="") == {
+        "model": "AMD EPYC 7B12", "isa": ["avx2"], "native_bf16": False}  # fmt: skip
+    assert models.cpu_info(BF16, max_isa="")["native_bf16"] is True
+    assert models.cpu_info(BF16, max_isa="ALL")["native_bf16"] is True
+    # ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 (a rehearsal of a slower CPU) turns it off
+    assert models.cpu_info(BF16, max_isa="AVX2")["native_bf16"] is False
+    assert models.cpu_info(BF16, max_isa="avx512_core")["native_bf16"] is False
+    assert models.cpu_info(BF16, max_isa="AVX512_CORE_AMX")["native_bf16"] is True
+
+
+def test_mixed_precision_auto_is_float32_without_native_bfloat16(monkeypatch):
+    monkeypatch.setattr(models, "cpu_info", lambda: {"native_bf16": False})
+    assert models.precision_policy("auto") == "float32"
+    assert models.precision_policy(True) == "mixed_bfloat16"  # asked for: given, even if slow
+    assert models.precision_policy(False) == "float32"
+    monkeypatch.setattr(models, "cpu_info", lambda: {"native_bf16": True})
+    assert models.precision_policy("auto") == "mixed_bfloat16"
+
+
+def test_stand_in_weights_load_as_a_backbone_and_say_what_they_are(tmp_path):
+    path = models.write_stand_in_weights(tmp_path / "stand-in.h5", seed=5)
+    assert "not ImageNet" in models.stand_in_note(path)
+    assert models.stand_in_note("imagenet") is None and models.stand_in_note("none") is None
+    model = build_model("base", weights=str(path), input_shape=(32, 32, 3))
+    again = models.write_stand_in_weights(tmp_path / "again.h5", seed=5)
+    other = build_model("base", weights=str(again), input_shape=(32, 32, 3))
+    for a, b in zip(model.get_layer("conv1_conv").get_weights(),
+                    other.get_layer("conv1_conv").get_weights(), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)  # seeded: the same file twice

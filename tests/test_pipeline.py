@@ -111,3 +111,23 @@ def test_training_flips_only_horizontally_and_eval_is_untouched(cached):
     first = [x.numpy() for x, _ in eval_batches(ds, 4)]
     second = [x.numpy() for x, _ in eval_batches(ds, 4)]
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_fast_path_epochs_follow_the_image_paths_order_and_flips(cached, tmp_path):
+    """The features stream (in memory or memory-mapped) sees the images' epoch exactly."""
+    from brainlib.data.pipeline import FeatureArrays
+
+    ds, n = cached
+    images = np.stack([x.numpy() for x, _ in ds])
+    labels = np.array([y.numpy() for _, y in ds])
+    # a stand-in "trunk": the image itself, and its mirror image
+    feats = images.astype("float32")
+    flipped = feats[:, :, ::-1].copy()
+    np.save(tmp_path / "f.npy", feats)
+    mapped = FeatureArrays(np.load(tmp_path / "f.npy", mmap_mode="r"), flipped, labels)
+    for arrays in (FeatureArrays(feats, flipped, labels), mapped):
+        a, _ = training_stream(ds, n, 6, seed=3, start_epoch=1, end_epoch=3)
+        b, _ = training_stream(arrays, n, 6, seed=3, start_epoch=1, end_epoch=3, features=True)
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+            np.testing.assert_allclose(preprocess(xb).numpy(), xa.numpy(), atol=1e-6)
+            np.testing.assert_array_equal(ya.numpy(), yb.numpy())

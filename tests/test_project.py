@@ -119,3 +119,44 @@ def test_the_version_is_one_number_everywhere():
     assert f"## {brainlib.__version__}" in (ROOT / "CHANGELOG.md").read_text()
     assert "MIT" in (ROOT / "LICENSE").read_text() and _project()["license"] == "MIT"
     assert cff["references"][0]["doi"] == "10.7759/cureus.80084"
+
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_every_workflow_validates_against_the_github_workflow_schema():
+    """check-jsonschema carries the schema (offline): a typo in a key or an event fails here."""
+    import subprocess
+
+    exe = Path(sys.executable).with_name("check-jsonschema")
+    assert WORKFLOWS and exe.is_file(), "check-jsonschema (the dev extra) is needed"
+    proc = subprocess.run(
+        [str(exe), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_inputs_reach_scripts_through_the_environment(path):
+    """No ``${{ inputs.* }}``, event text or secret spliced into a ``run:`` script (injection);
+    they go through ``env:``."""
+    jobs = yaml.safe_load(path.read_text())["jobs"]
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            assert not re.search(r"\$\{\{\s*(inputs|github\.event|secrets)\.", script), (
+                f"{path.name}: job {name}, step {step.get('name')!r} splices an expression "
+                "into its script; pass it through env:"
+            )
+
+
+def test_the_published_book_is_the_paper_profile_and_the_pr_check_the_demo():
+    publish = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    steps = " ".join(s.get("run", "") for s in publish["jobs"]["paper"]["steps"])
+    assert "--profile paper" in steps and "weights='imagenet'" in steps
+    assert "brainlib verify --profile paper" in steps  # the kagglehub download, checked
+    assert any("deploy-pages" in s.get("uses", "") for s in publish["jobs"]["deploy"]["steps"])
+    assert "make book" in " ".join(s.get("run", "") for s in ci["jobs"]["book"]["steps"])
+    assert not any("deploy-pages" in str(job) for job in ci["jobs"].values())

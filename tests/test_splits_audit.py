@@ -126,3 +126,41 @@ def test_split_csv_round_trips_odd_file_names(small_dataset, tmp_path):
     rows = read_split_csv(path)
     assert {r["path"] for r in rows} == {r.relpath for r in records}
     assert {r["class"] for r in rows} == set(CLASSES)
+
+
+def test_dedup_split_drops_exactly_the_training_duplicates_of_test_images():
+    from brainlib.data.audit import DuplicateIndex
+    from brainlib.data.splits import deduplicated_split
+
+    paper = {"a": "train", "b": "test", "c": "train", "d": "val", "e": "train", "f": "train"}
+    index = DuplicateIndex(
+        fingerprints=[],
+        max_distance=4,
+        exact_groups=[["a", "b"], ["e", "d"]],  # a copies test b; e copies validation d
+        near_groups=[],
+        near_edges=[("c", "b", 3), ("f", "c", 2)],  # c near test b; f near c only (not b)
+    )
+    dedup = deduplicated_split(paper, index)
+    assert set(paper) - set(dedup) == {"a", "c"}  # f is only a duplicate of a duplicate
+    assert all(dedup[p] == paper[p] for p in dedup)
+    assert [p for p, s in dedup.items() if s == "test"] == ["b"]
+
+
+def test_dedup_split_keeps_the_paper_test_set(small_dataset):
+    src = small_dataset / "glioma_tumor" / "G_0.jpg"
+    for i in range(3):  # copies of one image: whichever is a test image, its copies in training go
+        Image.fromarray(np.asarray(Image.open(src))).save(
+            small_dataset / "glioma_tumor" / f"c{i}.png"
+        )
+    records = scan_dataset(small_dataset)
+    index = index_duplicates(records, max_distance=0)
+    paper = make_split(records, "paper", seed=1, index=index)
+    dedup = make_split(records, "dedup", seed=1, index=index)
+    test = {p for p, s in paper.items() if s == "test"}
+    assert {p for p, s in dedup.items() if s == "test"} == test
+    copies = {"glioma_tumor/G_0.jpg", *(f"glioma_tumor/c{i}.png" for i in range(3))}
+    dropped = set(paper) - set(dedup)
+    if copies & test:
+        assert dropped == {p for p in copies if paper[p] == "train"}
+    else:
+        assert dropped == set()

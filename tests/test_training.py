@@ -229,3 +229,49 @@ def test_saved_weights_carry_no_optimizer_state(smoke_runs):
         for name in ("best", "last"):
             with h5py.File(result.folder / "weights" / f"{name}.weights.h5") as f:
                 assert "optimizer" not in f, name
+
+
+def test_trunk_cache_is_shared_and_memory_mapping_trains_the_same(tmp_path):
+    """Both models of a frozen trunk reuse one cache; a cache over the memory budget is read
+    from disk and trains exactly as the one in memory (same code, same weights, same order)."""
+    fast = load_profile("smoke", max_epochs=2, fast_path=True)
+    runs = {v: train(fast, v, runs_root=tmp_path / "mem", verbose=0) for v in ("se", "base")}
+    logs = {v: (r.folder / "log.txt").read_text() for v, r in runs.items()}
+    assert "computed in" in logs["se"] and "in memory" in logs["se"]
+    assert "reused" in logs["base"]  # same trunk weights, same images: one cache for both
+    caches = list((tmp_path / "mem" / "smoke" / "trunk-cache").iterdir())
+    assert len(caches) == 1 and (caches[0] / "done.json").is_file()
+    mapped = train(fast.replace(cache_memory_gib=0.0), "se", runs_root=tmp_path / "disk",
+                   verbose=0)  # fmt: skip
+    assert "memory-mapped from disk" in (mapped.folder / "log.txt").read_text()
+    assert _history(mapped.folder) == _history(runs["se"].folder)
+    for a, b in zip(_weights(mapped.folder), _weights(runs["se"].folder), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_progressive_resizing_starts_each_stage_from_the_last(tmp_path, monkeypatch):
+    """``init_from``: training the last stage trains the earlier ones first, on the same
+    split, and starts from their best weights; every stage resumes like any run."""
+    import brainlib.config as config
+
+    toml = tmp_path / "profiles.toml"
+    toml.write_text(
+        '[low]\ndataset = "phantoms"\nimage_size = 32\nphantoms_per_class = 10\n'
+        'phantom_size = 64\nweights = "none"\ntrainable_from = "all"\nmax_epochs = 2\n'
+        "batch_size = 8\n"
+        '[high]\ndataset = "phantoms"\nimage_size = 48\nphantoms_per_class = 10\n'
+        'phantom_size = 64\nweights = "none"\ntrainable_from = "all"\nmax_epochs = 1\n'
+        'batch_size = 8\ninit_from = "low"\n'
+    )
+    monkeypatch.setattr(config, "PROFILES_FILE", toml)
+    result = train(load_profile("high", split="grouped"), "base", runs_root=tmp_path, verbose=0)
+    low = tmp_path / "low" / "base-grouped-seed42"
+    meta = json.loads((result.folder / "run.json").read_text())
+    assert meta["status"] == "complete" and meta["init_weights"]["run"] == str(low)
+    assert json.loads((low / "run.json").read_text())["status"] == "complete"
+    assert (low / "split.csv").read_text() == (result.folder / "split.csv").read_text()
+    log = (result.folder / "log.txt").read_text()
+    assert f"starting weights: {low / 'weights' / 'best.weights.h5'} (32 px" in log
+    start = load_trained_model(low)
+    high = load_trained_model(result.folder)
+    assert [w.shape for w in start.get_weights()] == [w.shape for w in high.get_weights()]
