@@ -51,14 +51,18 @@ def whole_macs(model) -> int:
     return sum(layer_macs(layer) for layer in model.layers)
 
 
-def time_training(size: int, mixed: bool, batch: int, steps: int, seed: int = 0) -> dict:
+def time_training(
+    size: int, mixed: bool, batch: int, steps: int, seed: int = 0, jit: bool = False
+) -> dict:
     """Median seconds per step of whole-network training, after two warm-up steps."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     policy = precision_policy(mixed)
     with dtype_policy(policy):
         model = build_model("se", weights="none", input_shape=(size, size, 3), trainable_from=None)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", jit_compile=jit
+    )
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 4, batch), 4)
@@ -76,6 +80,7 @@ def time_training(size: int, mixed: bool, batch: int, steps: int, seed: int = 0)
         "size": size,
         "policy": policy,
         "batch": batch,
+        "xla": jit,
         "step_seconds": [round(t, 4) for t in times],
         "median_step_seconds": round(step, 4),
         "images_per_second": round(ips, 2),
@@ -97,7 +102,7 @@ def render_markdown(out: dict) -> str:
         f"{m['native_bf16']}, ISA flags: {', '.join(m['isa'])}; GPUs: {m['gpus'] or 'none'}",
         f"- environment: ONEDNN_MAX_CPU_ISA={m.get('onednn_max_cpu_isa') or '(unset)'}",
         f"- versions: TensorFlow {out['versions']['tensorflow']}, Keras {out['versions']['keras']}",
-        f"- batch {out['batch']}, median of {out['steps']} steps after 2 warm-up steps, "
+        f"- median of {out['steps']} steps after 2 warm-up steps, "
         "in-memory batches (the network only, no JPEG decoding)",
         "- FLOPs: 2 per multiply-add; a training step = 3 forward passes",
         "",
@@ -105,18 +110,21 @@ def render_markdown(out: dict) -> str:
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in out["ceiling_gflops"].items())
         + ".",
         "",
-        "| size | precision | GMAC/image | images/s | s per epoch (2,478 images) "
+        "| size | precision | batch | XLA | GMAC/image | images/s | s per epoch (2,478 images) "
         "| GFLOP/s | share of its ceiling |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in out["results"]:
         key = "fp32" if r["policy"] == "float32" else "bf16"
         share = r["gflops_achieved"] / out["ceiling_gflops"][key]
         lines.append(
-            f"| {r['size']} | {r['policy']} | {r['gmacs_per_image']:.3f} | "
+            f"| {r['size']} | {r['policy']} | {r['batch']} | {'on' if r.get('xla') else 'off'} | "
+            f"{r['gmacs_per_image']:.3f} | "
             f"{r['images_per_second']:.1f} | {r['epoch_seconds_2478']:.0f} | "
             f"{r['gflops_achieved']:.0f} | {share:.0%} |"
         )
+    lines.append("")
+    lines += [f"- {note}" for note in out.get("notes", [])]
     lines.append("")
     return "\n".join(lines)
 
@@ -125,7 +133,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="64,128,224")
     ap.add_argument("--precisions", default="fp32,mixed", help="fp32, mixed or both")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", default="16,32", help="batch sizes, comma-separated")
+    ap.add_argument("--xla", default="off", help="off, on or both (XLA jit_compile)")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--out", default="bench/whole_network.json")
     ap.add_argument("--markdown", default="bench/WHOLE_NETWORK.md")
@@ -147,7 +156,6 @@ def main() -> None:
             "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
         },
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "batch": args.batch,
         "steps": args.steps,
         "ceiling_gflops": {
             "fp32": round(matmul_gflops(tf.float32), 1),
@@ -156,12 +164,16 @@ def main() -> None:
         "results": [],
     }
     print(json.dumps(out["machine"]), out["ceiling_gflops"], flush=True)
+    xla = {"off": (False,), "on": (True,), "both": (False, True)}[args.xla]
     for size in (int(s) for s in args.sizes.split(",")):
         for prec in args.precisions.split(","):
-            r = time_training(size, prec == "mixed", args.batch, args.steps)
-            out["results"].append(r)
-            print(json.dumps({k: v for k, v in r.items() if k != "step_seconds"}), flush=True)
-            Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+            for batch in (int(b) for b in args.batch.split(",")):
+                for jit in xla:
+                    r = time_training(size, prec == "mixed", batch, args.steps, jit=jit)
+                    out["results"].append(r)
+                    print(json.dumps({k: v for k, v in r.items() if k != "step_seconds"}),
+                          flush=True)  # fmt: skip
+                    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     Path(args.markdown).write_text(render_markdown(out))
     print(render_markdown(out))
 
