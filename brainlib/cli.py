@@ -101,7 +101,7 @@ def cmd_audit(args) -> int:
     index = index_duplicates(ds.records, dist, progress=not args.json)
     splits = {
         kind: make_split(ds.records, kind, seed, profile.split_fractions, dist, index)
-        for kind in ("paper", "grouped")
+        for kind in ("paper", "grouped", "dedup")
     }
     report = {"root": str(ds.root), **audit_report(index, splits)}
     if args.flags_dir:

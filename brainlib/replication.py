@@ -82,15 +82,15 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
     (out / "splits").mkdir(parents=True, exist_ok=True)
     for split, text in splits.items():
         atomic_write_text(out / "splits" / f"{split}.csv", text)
-        lines = ["path,split,duplicate_in_train"]
+        lines = ["path,split,duplicate_in_train,cluster"]
         for r in read_split_csv(out / "splits" / f"{split}.csv"):
-            subset, flag = flags[split].get(r["path"], (None, None))
+            subset, flag, cluster = flags[split].get(r["path"], (None, None, None))
             if subset != r["split"]:
                 raise ReplicationError(
                     f"{runs.duplicate_flags_path(runs_root, profile, split)} does not describe "
                     f"the runs' {split} split ({r['path']}); run the data stage again"
                 )
-            lines.append(f'"{r["path"]}",{subset},{flag}')
+            lines.append(f'"{r["path"]}",{subset},{flag},"{cluster}"')
         atomic_write_text(out / "splits" / f"{split}-duplicates.csv", "\n".join(lines) + "\n")
     if final.exists():
         shutil.rmtree(final)  # runs no longer in the grid go too
@@ -98,8 +98,8 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
     return final
 
 
-def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tuple[str, str]]:
-    """``path -> (subset, duplicate_in_train)`` from the data stage's flags of ``split``."""
+def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tuple[str, str, str]]:
+    """``path -> (subset, duplicate_in_train, cluster)`` from the data stage flags of ``split``."""
     import pandas as pd
 
     path = runs.duplicate_flags_path(runs_root, profile, split)
@@ -110,8 +110,10 @@ def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tupl
             f"--profile {profile.name} --flags-dir {path.parent}`)"
         )
     frame = pd.read_csv(path)
-    return {p: (s, f) for p, s, f in frame[["path", "split", "duplicate_in_train"]].itertuples(
-        index=False)}  # fmt: skip
+    if "cluster" not in frame:  # written before clusters were: every image its own
+        frame["cluster"] = frame["path"]
+    cols = ["path", "split", "duplicate_in_train", "cluster"]
+    return {p: (s, f, c) for p, s, f, c in frame[cols].itertuples(index=False)}
 
 
 # ------------------------------------------------------------------------------- load

@@ -101,7 +101,7 @@ kinds = {
     kind: splits.make_split(
         ds.records, kind, P.seed, P.split_fractions, P.near_duplicate_distance, index
     )
-    for kind in ("paper", "grouped")
+    for kind in dict.fromkeys(["paper", "grouped", *(s for s in P.splits if s != "given")])
 }
 per_class = pd.concat(
     {kind: pd.DataFrame(splits.split_summary(ds.records, a)) for kind, a in kinds.items()},

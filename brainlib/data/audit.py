@@ -219,11 +219,23 @@ def duplicates_in_train(index: DuplicateIndex, assignment: dict[str, str]) -> di
     return out
 
 
+def duplicate_clusters(index: DuplicateIndex) -> dict[str, str]:
+    """``path -> cluster``: the first path (sorted) of its exact-or-near duplicate group, or
+    itself. Copies of one picture share a cluster, which a bootstrap resamples as one."""
+    out = {f.relpath: f.relpath for f in index.fingerprints}
+    for group in index.near_groups:
+        first = min(group)
+        out.update(dict.fromkeys(group, first))
+    return out
+
+
 def duplicate_flags_text(index: DuplicateIndex, assignment: dict[str, str]) -> str:
-    """CSV ``path,split,duplicate_in_train`` (exact / near / none) for every image of a split."""
+    """CSV ``path,split,duplicate_in_train,cluster`` for every image of a split:
+    exact / near / none, and the image's duplicate cluster (:func:`duplicate_clusters`)."""
     dup = duplicates_in_train(index, assignment)
-    lines = ["path,split,duplicate_in_train"]
-    lines += [f'"{p}",{assignment[p]},{dup[p]}' for p in sorted(assignment)]
+    cluster = duplicate_clusters(index)
+    lines = ["path,split,duplicate_in_train,cluster"]
+    lines += [f'"{p}",{assignment[p]},{dup[p]},"{cluster.get(p, p)}"' for p in sorted(assignment)]
     return "\n".join(lines) + "\n"
 
 
@@ -259,7 +271,8 @@ def split_leakage(index: DuplicateIndex, assignment: dict[str, str]) -> dict:
         }
     crossing = [
         (a, b) for a, b, _ in index.near_edges if assignment.get(a) != assignment.get(b)
-    ] + [(g[0], q) for g in index.exact_groups for q in g[1:] if assignment[g[0]] != assignment[q]]
+    ] + [(g[0], q) for g in index.exact_groups for q in g[1:]
+         if assignment.get(g[0]) != assignment.get(q)]  # fmt: skip
     out["pairs_across_splits"] = len(crossing)
     return out
 

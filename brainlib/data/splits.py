@@ -221,8 +221,10 @@ def read_split_csv(path: str | Path) -> list[dict[str, str]]:
 
 
 def split_summary(records: Sequence[ImageRecord], assignment: dict[str, str]) -> dict:
-    """Images per class and split: ``{split: {class: n}}``."""
+    """Images per class and split: ``{split: {class: n}}`` (images the split leaves out, as
+    a ``dedup`` split does, are not counted)."""
     out = {s: dict.fromkeys(CLASSES, 0) for s in SPLITS}
     for r in records:
-        out[assignment[r.relpath]][r.label] += 1
+        if r.relpath in assignment:
+            out[assignment[r.relpath]][r.label] += 1
     return out
