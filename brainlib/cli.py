@@ -217,7 +217,8 @@ def cmd_evaluate(args) -> int:
         raise ConfigError("--skip-bad, --class-map and --name apply to --external images only")
     from brainlib.evaluation import evaluate_grid
 
-    for (split, seed, variant), m in evaluate_grid(profile, args.runs, args.data_dir).items():
+    grid = evaluate_grid(profile, args.runs, args.data_dir, partial=args.partial)
+    for (split, seed, variant), m in grid.items():
         print(
             f"{variant}-{split}-seed{seed}: accuracy {m['accuracy']:.4f}, "
             f"macro AUC {m['auc_macro']:.4f} ({m['n_test']} test images)"
@@ -267,7 +268,7 @@ def cmd_export(args) -> int:
     from brainlib.replication import check_metrics, export
 
     profile = _profile(args)
-    out = export(args.runs, profile, args.out)
+    out = export(args.runs, profile, args.out, partial=args.partial)
     print(f"{check_metrics(out)} runs -> {out}")
     print(f"figure: {draw_replication_figure(out)}")
     return 0
@@ -391,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None,
                    help="name of the external test set (default: its folder's name)")  # fmt: skip
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    p.add_argument("--partial", action="store_true",
+                   help="evaluate the grid's completed runs only")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -399,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p, skip_bad=False)
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--out", default="results", help="results root (default: results)")
+    p.add_argument("--partial", action="store_true", help="export the grid's completed runs so far")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="execute the notebooks (papermill) and build the book")

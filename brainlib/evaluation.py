@@ -413,8 +413,10 @@ def read_metrics(folder: str | Path) -> dict:
     return read_json(path)
 
 
-def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = None) -> dict:
-    """:func:`evaluate_run` for every run of the profile's grid (see :func:`brainlib.runs.grid`).
+def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = None,
+                  partial: bool = False) -> dict:  # fmt: skip
+    """:func:`evaluate_run` for every run of the profile's grid (see :func:`brainlib.runs.grid`);
+    with ``partial``, for its completed runs only.
 
     Images are read from ``data_dir``, else from where the profile finds its
     data (``$BRAINLIB_DATA_DIR``, ...), not from the folder each run recorded:
@@ -425,5 +427,5 @@ def evaluate_grid(profile, runs_root: str | Path, data_dir: str | Path | None = 
     data_dir = data_dir if data_dir is not None else resolve_data_dir(profile)
     return {
         key: evaluate_run(folder, profile.bootstrap_resamples, seed=profile.seed, data_dir=data_dir)
-        for key, folder in runs.grid_folders(runs_root, profile).items()
+        for key, folder in runs.grid_folders(runs_root, profile, partial).items()
     }

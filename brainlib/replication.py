@@ -46,7 +46,8 @@ class ReplicationError(RuntimeError):
 # ----------------------------------------------------------------------------- export
 
 
-def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "results") -> Path:
+def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "results",
+           partial: bool = False) -> Path:  # fmt: skip
     """Copy the grid's small artifacts to ``out_root/<profile>/``; returns that folder.
 
     The folder is replaced as a whole, so it holds exactly the grid's runs.
@@ -54,11 +55,13 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
     Every run must be complete and evaluated. Runs of one split must share one
     split manifest (it is stored once). Each split's duplicate flags come from
     the data stage (``<runs_root>/<profile>/data/``, written by the data
-    notebook or ``brainlib audit --flags-dir``); no image is read here.
+    notebook or ``brainlib audit --flags-dir``); no image is read here. With
+    ``partial``, the grid's completed runs so far (a grid trained over several
+    sittings commits its runs as they finish).
     """
     from brainlib.data.splits import read_split_csv
 
-    folders = runs.grid_folders(runs_root, profile)
+    folders = runs.grid_folders(runs_root, profile, partial)
     final = Path(out_root) / profile.name
     out = final.with_name(f".{final.name}.tmp")  # built aside, then swapped in whole
     shutil.rmtree(out, ignore_errors=True)

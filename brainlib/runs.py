@@ -301,10 +301,14 @@ def grid(profile: Profile) -> list[tuple[str, int]]:
     return list(dict.fromkeys(pairs))
 
 
-def grid_folders(runs_root: str | Path, profile: Profile) -> dict[tuple[str, int, str], Path]:
+def grid_folders(
+    runs_root: str | Path, profile: Profile, partial: bool = False
+) -> dict[tuple[str, int, str], Path]:
     """The completed run folder of every (split, seed, model) of the grid.
 
-    Raises :class:`RunError` naming the runs that are missing or unfinished.
+    Raises :class:`RunError` naming the runs that are missing or unfinished;
+    with ``partial``, returns the completed ones (a grid trained over several
+    sittings) and raises only when there is none.
     """
     found, missing = {}, []
     for split, seed in grid(profile):
@@ -314,7 +318,7 @@ def grid_folders(runs_root: str | Path, profile: Profile) -> dict[tuple[str, int
                 found[(split, seed, variant)] = folder
             else:
                 missing.append(folder.name)
-    if missing:
+    if missing and not (partial and found):
         raise RunError(
             f"no completed run for {', '.join(missing)} of profile {profile.name} under "
             f"{runs_root}; train them first (brainlib train, or the training notebook)"

@@ -16,7 +16,9 @@ def test_audit_json(small_dataset, capsys):
     assert {"exact", "near", "splits", "nearest_distance_histogram"} <= set(report)
     assert {"paper", "grouped", "dedup"} == set(report["splits"])
     # the dedup split keeps the paper split's test set and drops its duplicates in training
-    assert report["splits"]["dedup"]["test"]["images"] == report["splits"]["paper"]["test"]["images"]
+    assert (
+        report["splits"]["dedup"]["test"]["images"] == report["splits"]["paper"]["test"]["images"]
+    )
     assert report["splits"]["dedup"]["test"]["with_near_duplicate_in_train"] == 0
 
 

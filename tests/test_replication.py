@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from brainlib import evaluation, replication
@@ -295,3 +296,20 @@ def test_the_readmes_results_are_the_committed_ones():
     assert f"SE {100 * leak.loc['se', 'inflation']:.1f} points" in readme
     assert f"base {100 * leak.loc['base', 'inflation']:.1f}" in readme
     assert (COMMITTED / "replication_runs.png").stat().st_size < 200_000
+
+
+def test_partial_export_takes_the_finished_runs_and_their_clusters(grid, tmp_path):
+    """A grid trained over several sittings commits its runs as they finish."""
+    profile, runs, _ = grid
+    unfinished = runs_mod.run_dir(runs, profile.replace(split="grouped"), "se", 2)
+    meta = json.loads((unfinished / "run.json").read_text())
+    (unfinished / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+    with pytest.raises(runs_mod.RunError, match="se-grouped-seed2"):
+        replication.export(runs, profile, tmp_path / "whole")
+    part = replication.export(runs, profile, tmp_path / "part", partial=True)
+    assert "se-grouped-seed2" not in {d.name for d in replication.run_dirs(part)}
+    assert len(replication.run_dirs(part)) == 7
+    flags = pd.read_csv(part / "splits" / "paper-duplicates.csv").set_index("path")
+    # the exact copy and its original share a cluster; every other image is its own
+    assert flags.loc[A, "cluster"] == flags.loc["glioma_tumor/G_0.jpg", "cluster"]
+    assert flags["cluster"].nunique() == len(flags) - 1
