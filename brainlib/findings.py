@@ -128,7 +128,7 @@ def se_vs_base_sentence(split: str, row) -> str:
 
 
 def split_difference_sentence(model: str, row) -> str:
-    """Paper split minus grouped split for one model (a row of ``leakage_inflation``)."""
+    """Paper split minus grouped split for one model (a row of ``split_difference``)."""
     seeds = int(row["seeds"])
     lo, hi = row["ci_low"], row["ci_high"]
     if seeds >= 2 and lo > 0:
@@ -139,7 +139,7 @@ def split_difference_sentence(model: str, row) -> str:
         verdict = "no split difference shown"
     return (
         f"**{MODEL_LABEL[model]}: {verdict}.** {row['paper_split']:.3f} on the paper's split "
-        f"against {row['grouped_split']:.3f} on the grouped split: {pts(row['inflation'])} "
+        f"against {row['grouped_split']:.3f} on the grouped split: {pts(row['split_difference'])} "
         f"(paired by seed, {n_of(seeds, 'seed')}{spread(row['sd'], lo, hi, seeds)})."
     )
 

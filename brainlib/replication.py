@@ -12,8 +12,10 @@ artifacts of those runs (never weights) into ``results/<profile>/``::
 
 :func:`load` reads them back, checking each file, and the functions below
 answer the questions the paper leaves open: does SE beat base across seeds
-(:func:`se_vs_base`), how much does duplicate leakage inflate test accuracy
-(:func:`leakage_inflation`, :func:`accuracy_by_duplicate`), and how far are the
+(:func:`se_vs_base`), how far apart are the paper's split and a split that
+keeps duplicates together (:func:`split_difference`: a difference of test
+sets, not a measure of leakage), how do test images with a duplicate in
+training fare (:func:`accuracy_by_duplicate`), and how far are the
 runs from the paper's numbers (:func:`distance_from_paper`).
 """
 
@@ -273,7 +275,7 @@ def paired_over_seeds(per_seed, column: str = "difference"):
     return pd.DataFrame(rows).set_index("split")
 
 
-def leakage_inflation(frame, metric: str = "accuracy"):
+def split_difference(frame, metric: str = "accuracy"):
     """Paper split minus grouped split, per model: mean over seeds, sd and t interval.
 
     A seed's two runs differ only in the split (same initial weights, batch
@@ -285,7 +287,9 @@ def leakage_inflation(frame, metric: str = "accuracy"):
     for model in VARIANTS:
         sub = frame[frame["model"] == model].pivot(index="seed", columns="split", values=metric)
         if not {"paper", "grouped"} <= set(sub.columns):
-            raise ReplicationError("leakage needs runs on both the paper and the grouped split")
+            raise ReplicationError(
+                "the split difference needs runs on both the paper and the grouped split"
+            )
         d = (sub["paper"] - sub["grouped"]).dropna()
         lo, hi = _t_interval(d)
         rows.append(
@@ -294,7 +298,7 @@ def leakage_inflation(frame, metric: str = "accuracy"):
                 "seeds": len(d),
                 "paper_split": sub["paper"].mean(),
                 "grouped_split": sub["grouped"].mean(),
-                "inflation": d.mean(),
+                "split_difference": d.mean(),
                 "sd": d.std(ddof=1),
                 "ci_low": lo,
                 "ci_high": hi,

@@ -196,7 +196,7 @@ replication.paired_over_seeds(per_seed)
 # (a single-split profile has nothing to compare).
 
 # %%
-replication.leakage_inflation(frame) if frame["split"].nunique() == 2 else "one split only"
+replication.split_difference(frame) if frame["split"].nunique() == 2 else "one split only"
 
 # %% [markdown]
 # ## Distance from the paper's pre-trained models

@@ -163,7 +163,7 @@ per_seed.round(4)
 
 # %% tags=["hide-input"]
 if len(splits) == 2:
-    leak = replication.leakage_inflation(frame)
+    leak = replication.split_difference(frame)
     display(Markdown("\n".join(f"- {findings.split_difference_sentence(m, r)}"
                                for m, r in leak.iterrows())))  # fmt: skip
 by_dup = replication.accuracy_by_duplicate(committed, "paper", frame)

@@ -32,8 +32,9 @@ def test_se_vs_base_verdict_follows_the_interval(row, verdict):
 
 
 def test_split_difference_sentence_changes_with_the_interval():
-    row = pd.Series({"seeds": 4, "paper_split": 0.746, "grouped_split": 0.658, "inflation": 0.088,
-                     "sd": 0.05, "ci_low": 0.004, "ci_high": 0.173})  # fmt: skip
+    row = pd.Series({"seeds": 4, "paper_split": 0.746, "grouped_split": 0.658,
+                     "split_difference": 0.088, "sd": 0.05, "ci_low": 0.004,
+                     "ci_high": 0.173})  # fmt: skip
     assert "higher on the paper's split" in findings.split_difference_sentence("se", row)
     row["ci_low"] = -0.017
     assert "no split difference shown" in findings.split_difference_sentence("se", row)

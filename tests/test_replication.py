@@ -207,13 +207,13 @@ def test_se_against_base_per_seed_and_over_seeds(grid):
     assert (lo, hi) == pytest.approx((0.1875 - half, 0.1875 + half), abs=1e-3)
 
 
-def test_leakage_inflation_paired_by_seed(grid):
+def test_split_difference_paired_by_seed(grid):
     _, _, out = grid
-    leak = replication.leakage_inflation(replication.load(out))
+    leak = replication.split_difference(replication.load(out))
     # SE: (8-6)/8 and (7-5)/8 -> 0.25, sd 0; base: (6-4)/8 and (6-5)/8 -> 0.1875
-    assert leak.loc["se", "inflation"] == pytest.approx(0.25)
+    assert leak.loc["se", "split_difference"] == pytest.approx(0.25)
     assert leak.loc["se", "sd"] == pytest.approx(0.0)
-    assert leak.loc["base", "inflation"] == pytest.approx(0.1875)
+    assert leak.loc["base", "split_difference"] == pytest.approx(0.1875)
     assert leak.loc["base", "grouped_split"] == pytest.approx((0.5 + 0.625) / 2)
 
 
@@ -243,7 +243,7 @@ def test_the_pages_sentences_on_the_hand_made_grid(grid):
     sentence = findings.se_vs_base_sentence("paper", over.loc["paper"])
     assert "SE - base = +18.8 points" in sentence  # mean of +25.0 and +12.5
     assert "no difference shown" in sentence  # 2 seeds: t-interval [-60.6, +98.1] points
-    leak = replication.leakage_inflation(frame)
+    leak = replication.split_difference(frame)
     assert "+25.0 points (paired by seed" in findings.split_difference_sentence(
         "se", leak.loc["se"]
     )
@@ -292,9 +292,9 @@ def test_the_readmes_results_are_the_committed_ones():
         o = over.loc[split]
         assert f"{100 * o['mean']:.1f} points" in readme, split
         assert f"[{100 * o['ci_low']:+.1f}, {100 * o['ci_high']:+.1f}]" in readme, split
-    leak = replication.leakage_inflation(frame)
-    assert f"SE {100 * leak.loc['se', 'inflation']:.1f} points" in readme
-    assert f"base {100 * leak.loc['base', 'inflation']:.1f}" in readme
+    leak = replication.split_difference(frame)
+    assert f"SE {100 * leak.loc['se', 'split_difference']:.1f} points" in readme
+    assert f"base {100 * leak.loc['base', 'split_difference']:.1f}" in readme
     assert (COMMITTED / "replication_runs.png").stat().st_size < 200_000
 
 
