@@ -85,3 +85,40 @@ def test_localisation_of_a_trained_phantom_model_is_scored_against_random(tmp_pa
 
 
 LOCALISATION_PROFILE: dict = {}
+
+
+def test_brain_mask_keeps_the_largest_bright_region_with_its_holes_filled():
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[5:35, 5:35] = 120  # the head
+    img[15:20, 15:20] = 0  # a dark ventricle inside: filled
+    img[0:2, 38:40] = 200  # a bright speck elsewhere: dropped
+    mask = gradcam.brain_mask(img)
+    assert mask[17, 17] and mask[5, 5] and not mask[0, 39] and not mask[2, 2]
+    assert mask.sum() == 30 * 30
+    assert not gradcam.brain_mask(np.zeros((8, 8, 3), np.uint8)).any()
+
+
+def test_deletion_curve_falls_fast_for_a_heatmap_on_the_evidence_and_slowly_for_random():
+    """A stand-in classifier that is right while its evidence (the top-left 8x8 patch) is
+    intact; a heatmap on that patch beats random heatmaps of Grad-CAM's coarseness."""
+    n, size = 20, 32
+    images = np.full((n, size, size, 3), 100, np.uint8)
+    labels = np.arange(n) % 4
+
+    def predict(x):
+        intact = (x[:, :8, :8].reshape(len(x), -1) > 0).mean(axis=1) > 0.5
+        proba = np.full((len(x), 4), 0.1)
+        proba[np.arange(len(x)), np.where(intact, labels, (labels + 1) % 4)] = 0.7
+        return proba
+
+    on_target = np.zeros((n, size, size))
+    on_target[:, :8, :8] = 1.0
+    fractions = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+    good = gradcam.deletion_curve(predict, images, on_target, labels, fractions)
+    rand = gradcam.deletion_curve(predict, images, gradcam.random_heatmaps(n, size), labels,
+                                  fractions)  # fmt: skip
+    assert good["accuracy"].iloc[0] == 1.0 == rand["accuracy"].iloc[0]
+    assert good.set_index("fraction").loc[0.05, "accuracy"] == 0.0  # 51 of 64 evidence pixels
+    assert gradcam.deletion_area(good) < gradcam.deletion_area(rand) - 0.3
+    cams = gradcam.random_heatmaps(3, 224, seed=1)
+    assert cams.shape == (3, 224, 224) and cams.min() == 0 and np.allclose(cams.max((1, 2)), 1)
