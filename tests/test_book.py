@@ -214,3 +214,35 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
     finally:
         driver.quit()
     (shots / "checked.json").write_text(json.dumps({"selenium": selenium.__version__}))
+
+
+def test_training_progress_reports_new_epochs_with_the_time_left(tmp_path):
+    """`brainlib run` follows the run logs: one line per new epoch, old lines stay quiet."""
+    import json as _json
+
+    from brainlib.pipeline import TrainingProgress
+
+    run = tmp_path / "runs" / "demo" / "se-paper-seed42"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(_json.dumps({"profile": {"max_epochs": 10}}))
+    stamp = "2026-11-28T00:00:00+00:00"
+    line = ("epoch {e:3d}  loss 0.5000  acc 0.8000  val_loss 0.6000  val_acc 0.7500  "
+            "lr 1.00e-03  {s:.1f}s")  # fmt: skip
+    (run / "log.txt").write_text(f"{stamp} {line.format(e=1, s=9.0)}\n")
+    seen: list[str] = []
+    progress = TrainingProgress(tmp_path / "runs", "03_training", seen.append)
+    progress.poll()
+    assert seen == []  # what was there before the notebook started is not news
+    with open(run / "log.txt", "a") as fh:
+        fh.write(f"{stamp} {line.format(e=2, s=30.0)}\n{stamp} {line.format(e=3, s=10.0)}\n")
+        fh.write(f"{stamp} epoch   4  loss 0.4")  # half a line: not yet
+    progress.poll()
+    assert len(seen) == 2
+    assert seen[0].startswith("[03_training] demo/se-paper-seed42: epoch 2/10  loss 0.5000")
+    assert "val_acc 0.7500" in seen[0] and "at most 4 min 00 s left in this run" in seen[0]
+    assert "epoch 3/10" in seen[1] and "at most 2 min 20 s left" in seen[1]  # 7 x mean(30, 10)
+    with open(run / "log.txt", "a") as fh:
+        fh.write("000  acc 0.8100  val_loss 0.5  val_acc 0.8  lr 1.00e-03  10.0s\n")
+        fh.write(f"{stamp} complete: 4 epochs, best epoch 3\n")
+    progress.poll()
+    assert "epoch 4/10" in seen[2] and seen[3].endswith("complete: 4 epochs, best epoch 3")
