@@ -254,6 +254,33 @@ def read_history(folder: str | Path):
     return pd.DataFrame(read_history_rows(Path(folder)))
 
 
+#: The convergence rule for the real-data runs that the results page analyses.
+MIN_TRAIN_ACCURACY = 0.95
+
+
+def convergence(history: list[dict], min_train_accuracy: float = MIN_TRAIN_ACCURACY) -> dict:
+    """Whether a run converged: its lowest validation loss came before its last epoch (it
+    stopped improving, rather than running out of epochs) and its training accuracy at that
+    epoch reached ``min_train_accuracy`` (it fitted its training images, which a leakage
+    experiment needs). Returns the numbers behind both and the verdict with its reason."""
+    if not history:
+        raise RunError("an empty history cannot be judged")
+    best = min(history, key=lambda r: (r["val_loss"], r["epoch"]))
+    last = history[-1]["epoch"]
+    before_last = best["epoch"] < last
+    fitted = best["accuracy"] >= min_train_accuracy
+    reasons = []
+    if not before_last:
+        reasons.append(f"its best validation loss is at its last epoch ({last})")
+    if not fitted:
+        reasons.append(f"training accuracy at the best epoch is {best['accuracy']:.3f}, "
+                       f"below {min_train_accuracy}")  # fmt: skip
+    return {"epochs": last, "best_epoch": best["epoch"], "train_accuracy": best["accuracy"],
+            "val_accuracy": best["val_accuracy"], "best_before_last": before_last,
+            "fitted": fitted, "converged": before_last and fitted,
+            "reason": "; ".join(reasons) or "converged"}  # fmt: skip
+
+
 # -------------------------------------------------------------------------- discovery
 
 

@@ -313,3 +313,19 @@ def test_partial_export_takes_the_finished_runs_and_their_clusters(grid, tmp_pat
     # the exact copy and its original share a cluster; every other image is its own
     assert flags.loc[A, "cluster"] == flags.loc["glioma_tumor/G_0.jpg", "cluster"]
     assert flags["cluster"].nunique() == len(flags) - 1
+
+
+def _rows(val_losses, accuracies):
+    return [{"epoch": i + 1, "val_loss": v, "accuracy": a, "val_accuracy": 0.8}
+            for i, (v, a) in enumerate(zip(val_losses, accuracies, strict=True))]  # fmt: skip
+
+
+def test_convergence_rule_by_hand():
+    ok = runs_mod.convergence(_rows([0.9, 0.5, 0.4, 0.45, 0.5], [0.7, 0.9, 0.96, 0.97, 0.98]))
+    assert ok["converged"] and ok["best_epoch"] == 3 and ok["train_accuracy"] == 0.96
+    still_improving = runs_mod.convergence(_rows([0.9, 0.5, 0.4], [0.7, 0.9, 0.99]))
+    assert not still_improving["converged"] and "last epoch (3)" in still_improving["reason"]
+    unfitted = runs_mod.convergence(_rows([0.9, 0.5, 0.6], [0.7, 0.85, 0.99]))
+    assert not unfitted["converged"] and "0.850, below 0.95" in unfitted["reason"]
+    with pytest.raises(runs_mod.RunError):
+        runs_mod.convergence([])
