@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 SHARED_DATA := $(abspath ../shared/data/brain-tumors-256x256)
 export BRAINLIB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA))
 
-.PHONY: all venv test lint format book results lock clean-venv clean bench
+.PHONY: all venv test lint format book results converged lock clean-venv clean bench
 
 all: test
 
@@ -48,6 +48,13 @@ results: $(STAMP)
 	$(BIN)/brainlib run --profile scratch --no-book $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 	$(BIN)/brainlib export --profile scratch --runs _build/scratch/runs $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 	$(BIN)/brainlib run --profile scratch $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+
+# Converged models at 224 (issue: real-data evidence), one run at a time, resumable: the
+# progressive-resizing grid of profile real224 (each run trains its real64 and real128
+# stages first), paper split and its duplicate-free twin first. Hours on 2 CPU cores.
+GRID ?= paper:42 dedup:42 paper:43 paper:44 dedup:43 dedup:44 grouped:42 grouped:43 grouped:44
+converged: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH scripts/train_grid.sh real224 _build/real224/runs "$(GRID)"
 
 # The versions the book environment (core + cpu + book) resolves to, for every platform
 # and Python 3.11/3.12; tests/test_project.py checks it against pyproject's pins.
