@@ -84,6 +84,7 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
         gradcam = folder / runs.FIGURES / "figure5_gradcam.png"  # drawn by the Grad-CAM notebook
         if gradcam.is_file():
             shutil.copyfile(gradcam, dst / gradcam.name)
+        _export_stages(folder, out)
     (out / "splits").mkdir(parents=True, exist_ok=True)
     for split, text in splits.items():
         atomic_write_text(out / "splits" / f"{split}.csv", text)
@@ -101,6 +102,24 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
         shutil.rmtree(final)  # runs no longer in the grid go too
     out.rename(final)
     return final
+
+
+#: What an earlier stage of a progressive-resizing run contributes: provenance and curves.
+STAGE_ARTIFACTS = (runs.RUN_JSON, runs.HISTORY_CSV, runs.LOG_TXT)
+
+
+def _export_stages(folder: Path, out: Path) -> None:
+    """The earlier stages of a run (``init_from``), under ``out/stages/<profile>/<run>/``."""
+    meta = runs.read_meta(folder)
+    while meta.get("init_weights"):
+        stage = Path(meta["init_weights"]["run"])
+        if not stage.is_absolute() and not stage.is_dir():
+            stage = folder.parent.parent / stage.parent.name / stage.name
+        dst = out / "stages" / stage.parent.name / stage.name
+        dst.mkdir(parents=True, exist_ok=True)
+        for a in STAGE_ARTIFACTS:
+            shutil.copyfile(stage / a, dst / a)
+        meta = runs.read_meta(stage)
 
 
 def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tuple[str, str, str]]:

@@ -329,3 +329,40 @@ def test_convergence_rule_by_hand():
     assert not unfitted["converged"] and "0.850, below 0.95" in unfitted["reason"]
     with pytest.raises(runs_mod.RunError):
         runs_mod.convergence([])
+
+
+def test_export_carries_the_earlier_stages_of_a_progressive_run(grid, tmp_path):
+    profile, runs, _ = grid
+    final = runs_mod.run_dir(runs, profile, "se", 1)
+    stage = runs / "low" / final.name
+    stage.mkdir(parents=True)
+    for name in ("run.json", "history.csv", "log.txt"):
+        shutil.copyfile(final / name, stage / name)
+    meta = json.loads((final / "run.json").read_text())
+    (final / "run.json").write_text(json.dumps({**meta, "init_weights": {"run": str(stage)}}))
+    out = replication.export(runs, profile, tmp_path / "staged")
+    copied = sorted(p.name for p in (out / "stages" / "low" / final.name).iterdir())
+    assert copied == ["history.csv", "log.txt", "run.json"]
+    assert replication.check_metrics(out) == 8  # the stages are not runs of the grid
+
+
+CONVERGED = ROOT / replication.RESULTS_DIR / "real224"
+
+
+@pytest.mark.skipif(not CONVERGED.is_dir(), reason="no committed real224 runs yet")
+def test_committed_real224_runs_are_consistent_and_say_whether_they_converged():
+    """The grid is trained in parts: whatever is committed is checked, and each run's verdict
+    under the convergence rule can be computed from what was committed."""
+    frame = replication.load(CONVERGED)
+    assert replication.check_metrics(CONVERGED) == len(frame)
+    profile = load_profile("real224")
+    for folder in frame["folder"]:
+        meta = json.loads((folder / "run.json").read_text())
+        assert meta["profile"]["image_size"] == 224 and meta["status"] == "complete"
+        same_split = profile.replace(split=meta["profile"]["split"]).to_dict()
+        assert runs_mod.training_fields_changed(meta["profile"], same_split) == []
+        verdict = runs_mod.convergence(runs_mod.read_history_rows(folder))
+        assert verdict["best_epoch"] == meta["best_epoch"]
+        stages = [CONVERGED / "stages" / p / folder.name for p in ("real64", "real128")]
+        assert all((s / "history.csv").is_file() for s in stages)
+    assert not list(CONVERGED.rglob("*.h5"))
