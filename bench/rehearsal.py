@@ -71,7 +71,8 @@ def parse_pipeline_log(path: Path) -> dict[str, float]:
 
 def parse_run_log(path: Path) -> dict:
     epochs, cache, cache_gib, cache_dir = [], None, None, None
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_text(encoding="utf-8")
+    for line in text.splitlines():
         m = re.search(r"epoch\s+\d+\s.*\s([\d.]+)s$", line)
         if m:
             epochs.append(float(m[1]))
@@ -81,7 +82,7 @@ def parse_run_log(path: Path) -> dict:
         m = re.search(r", ([\d.]+) GiB at (\S+),", line)
         if m:
             cache_gib, cache_dir = float(m[1]), m[2]
-    mapped = "memory-mapped" in path.read_text()
+    mapped = "memory-mapped" in text
     return {"epoch_seconds": epochs, "cache_seconds": cache, "cache_gib": cache_gib,
             "cache_dir": cache_dir, "memory_mapped": mapped}  # fmt: skip
 

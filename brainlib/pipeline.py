@@ -233,6 +233,7 @@ class TrainingProgress(threading.Thread):
         self.runs_root, self.notebook, self.log, self.interval = runs_root, notebook, log, interval
         self.offsets: dict[Path, int] = {}
         self.seconds: dict[Path, list[float]] = {}
+        self.max_epochs: dict[Path, int] = {}  # read once per run from its run.json
         self.done = threading.Event()
         for path in self._logs():  # what was there before this notebook is not news
             self.offsets[path] = path.stat().st_size
@@ -270,10 +271,13 @@ class TrainingProgress(threading.Thread):
             return f"[{self.notebook}] {name}: {line}"
         times = self.seconds.setdefault(folder, [])
         times.append(float(m["sec"]))
-        try:
-            max_epochs = int(json.loads((folder / "run.json").read_text())["profile"]["max_epochs"])
-        except (OSError, ValueError, KeyError):
-            max_epochs = int(m["epoch"])
+        if folder not in self.max_epochs:
+            try:
+                meta = json.loads((folder / "run.json").read_text())
+                self.max_epochs[folder] = int(meta["profile"]["max_epochs"])
+            except (OSError, ValueError, KeyError):
+                pass  # not written yet: ask again at the next epoch
+        max_epochs = self.max_epochs.get(folder, int(m["epoch"]))
         left = max(max_epochs - int(m["epoch"]), 0) * sum(times) / len(times)
         return (f"[{self.notebook}] {name}: epoch {m['epoch']}/{max_epochs}  loss {m['loss']}  "
                 f"acc {m['acc']}  val_loss {m['vloss']}  val_acc {m['vacc']}  {m['sec']} s; "

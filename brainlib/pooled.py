@@ -155,10 +155,11 @@ def auc_difference(y, proba_a, proba_b, clusters=None, n_resamples: int = 2000, 
         stats.append(macro_auc(y[idx], proba_a[idx]) - macro_auc(y[idx], proba_b[idx]))
     stats = np.asarray(stats)
     alpha = (1 - level) / 2
+    auc_a, auc_b = macro_auc(y, proba_a), macro_auc(y, proba_b)
     return {
-        "auc_a": macro_auc(y, proba_a),
-        "auc_b": macro_auc(y, proba_b),
-        "difference": macro_auc(y, proba_a) - macro_auc(y, proba_b),
+        "auc_a": auc_a,
+        "auc_b": auc_b,
+        "difference": auc_a - auc_b,
         "low": float(np.nanquantile(stats, alpha)),
         "high": float(np.nanquantile(stats, 1 - alpha)),
         "share_at_or_below_zero": float(np.mean(stats <= 0)),
