@@ -226,6 +226,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_analyse(args) -> int:
+    from brainlib.analysis import analyse_grid
+
+    profile = _profile(args)
+    for (split, seed, variant), a in analyse_grid(
+        profile, args.runs, args.data_dir, partial=args.partial, force=args.force
+    ).items():
+        fit, sal = a["fit"], a["saliency"]
+        energy = ", ".join(f"{m} {e['mean']:.3f}" for m, e in sal["energy_in_brain"].items())
+        area = ", ".join(f"{m} {d['area']:.3f}" for m, d in sal["deletion"].items())
+        brain = sal["brain_area"]["mean"]
+        print(f"{variant}-{split}-seed{seed}: training accuracy (best weights, inference) "
+              f"{fit['train_accuracy']:.4f} of {fit['n_train']}; heatmap energy in the brain "
+              f"{energy} (brain area {brain:.3f}); deletion area {area}")  # fmt: skip
+    return 0
+
+
 def _evaluate_external(args, profile) -> int:
     from brainlib.external import evaluate_grid_external
 
@@ -395,6 +412,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partial", action="store_true",
                    help="evaluate the grid's completed runs only")  # fmt: skip
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "analyse",
+        help="where the weights are: training-set fit (fit.json), Grad-CAM numbers "
+        "(saliency.json) and Figure 5 of every run of the grid",
+    )
+    p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
+    _profile_args(p, skip_bad=False)
+    p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
+    p.add_argument("--partial", action="store_true", help="the grid's completed runs only")
+    p.add_argument("--force", action="store_true", help="remake what exists")
+    p.set_defaults(func=cmd_analyse)
 
     p = sub.add_parser(
         "export", help="copy the grid's small artifacts (no weights) to results/<profile>/"

@@ -49,16 +49,41 @@ class EvaluationError(RuntimeError):
 # ------------------------------------------------------------------------ predictions
 
 
-def _test_rows(folder: Path) -> list[dict]:
+def split_rows(folder: Path, subset: str = "test") -> list[dict]:
     from brainlib.data.splits import read_split_csv
 
     path = folder / runs.SPLIT_CSV
     if not path.is_file():
         raise EvaluationError(f"{folder}: no split.csv (not a run folder, or an unfinished one)")
-    rows = [r for r in read_split_csv(path) if r["split"] == "test"]
+    rows = [r for r in read_split_csv(path) if r["split"] == subset]
     if not rows:
-        raise EvaluationError(f"{path}: no test images")
+        raise EvaluationError(f"{path}: no {subset} images")
     return rows
+
+
+def checked_data_root(folder: Path, rows: list[dict], data_dir=None) -> Path:
+    """Where the run's images are (``data_dir`` or its ``data_root``), each checked
+    against the split's sha256, so predictions never come from other data."""
+    from brainlib.data.layout import sha256_file
+
+    try:
+        meta = runs.require_complete(folder)
+    except runs.RunError as err:
+        raise EvaluationError(str(err)) from err
+    root = Path(data_dir) if data_dir else Path(meta["data_root"])
+    problems = []
+    for r in rows:
+        path = root / r["path"]
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif sha256_file(path) != r["sha256"]:
+            problems.append(f"{path}: content differs from split.csv")
+    if problems:
+        raise EvaluationError(
+            f"{rows[0]['split']} images of {folder} do not match its split.csv:\n  "
+            + "\n  ".join(problems[:10])
+        )
+    return root
 
 
 def predict_run(
@@ -71,34 +96,49 @@ def predict_run(
     under ``data_dir`` (default: the run's ``data_root``) and checked against
     the split's sha256, so predictions never come from other data.
     """
-    from brainlib.data.layout import sha256_file
-
     folder = Path(folder)
     out = folder / PREDICTIONS
     if out.is_file() and not force:
         return read_predictions(folder)
-    try:
-        meta = runs.require_complete(folder)
-    except runs.RunError as err:
-        raise EvaluationError(str(err)) from err
-    root = Path(data_dir) if data_dir else Path(meta["data_root"])
-    rows = _test_rows(folder)
-    problems = []
-    for r in rows:
-        path = root / r["path"]
-        if not path.is_file():
-            problems.append(f"{path}: missing")
-        elif sha256_file(path) != r["sha256"]:
-            problems.append(f"{path}: content differs from split.csv")
-    if problems:
-        raise EvaluationError(
-            f"test images of {folder} do not match its split.csv:\n  " + "\n  ".join(problems[:10])
-        )
+    rows = split_rows(folder, "test")
+    root = checked_data_root(folder, rows, data_dir)
     model = runs.load_trained_model(folder)
     frame = predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
                            batch_size)  # fmt: skip
     atomic_write_text(out, frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
     return frame
+
+
+def fit_accuracy(folder: str | Path, data_dir: str | Path | None = None, batch_size: int = 32,
+                 force: bool = False) -> dict:  # fmt: skip
+    """How well the run's best weights fit its *training* images, in inference mode.
+
+    The accuracy Keras logs during training is taken with dropout on and with
+    augmented images; this is the plain forward pass (as at test time) over the
+    training split, the direct answer to "has the model fitted its training
+    images?" (:func:`brainlib.runs.convergence`). Saved once to ``fit.json``
+    (``train_accuracy``, ``n_train``, per class ``train_recall``).
+    """
+    folder = Path(folder)
+    out = folder / runs.FIT_JSON
+    if out.is_file() and not force:
+        return read_json(out)
+    rows = split_rows(folder, "train")
+    root = checked_data_root(folder, rows, data_dir)
+    model = runs.load_trained_model(folder)
+    frame = predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
+                           batch_size)  # fmt: skip
+    hit = frame["class"] == frame["predicted"]
+    result = {
+        **runs.identity(runs.read_meta(folder)),
+        "weights": "best",
+        "mode": "inference (no dropout, no augmentation)",
+        "train_accuracy": float(hit.mean()),
+        "n_train": len(frame),
+        "train_recall": {c: float(hit[frame["class"] == c].mean()) for c in set(frame["class"])},
+    }
+    atomic_write_json(out, result)
+    return result
 
 
 def predict_images(model, root, paths, classes, batch_size: int = 32):

@@ -29,6 +29,7 @@ _NOT_PROTOCOL = {"name", "description", "dataset", "data_dir", "strict_data", "s
 _PAPER_WORDS = {
     ("bn_momentum", None): "Keras' 0.99",
     ("trainable_from", "paper"): "from conv5_block1_preact_bn on",
+    ("init_from", ""): "none",
 }
 
 
@@ -219,6 +220,115 @@ def localisation_sentence(summary) -> str:
             f"{100 * rows.loc[best, 'pointing_game']:.0f}% of {int(rand['images'])} images "
             f"(random: {100 * rand['pointing_game']:.0f}%)."
         )
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------ the converged grid
+
+
+def _interval(r: dict, scale: float = 100.0, unit: str = " points") -> str:
+    return (
+        f"{scale * r['difference']:+.1f}{unit} [{scale * r['low']:+.1f}, {scale * r['high']:+.1f}]"
+    )
+
+
+def _direction(r: dict, a: str, b: str) -> str:
+    if r["low"] > 0:
+        return f"{a} ahead"
+    if r["high"] < 0:
+        return f"{b} ahead"
+    return "no difference shown"
+
+
+def convergence_sentence(table) -> str:
+    """How many runs meet :func:`brainlib.runs.convergence`, and why the others do not."""
+    ok = table[table["converged"]]
+    bad = table[~table["converged"]]
+    measured = table["fitted_accuracy"].notna().sum()
+    out = (
+        f"{len(ok)} of {n_of(len(table), 'run')} {'meets' if len(table) == 1 else 'meet'} the "
+        "convergence rule (best validation loss "
+        f"before the last epoch, training accuracy at least {FIT_ACCURACY}"
+    )
+    out += (
+        ", read from the best weights in inference mode)."
+        if measured == len(table)
+        else f"; the best weights' training accuracy measured for {measured} of them, the "
+        "logged one for the rest)."
+    )
+    if len(ok) and measured:
+        out += (
+            f" Training accuracy of the best weights: {table['fitted_accuracy'].min():.3f} to "
+            f"{table['fitted_accuracy'].max():.3f}; the accuracy Keras logged at those epochs "
+            f"(dropout on, augmented images) was {table['logged_train_accuracy'].min():.3f} to "
+            f"{table['logged_train_accuracy'].max():.3f}."
+        )
+    for r in bad.itertuples():
+        out += f" Not converged: {r.model}-{r.split}-seed{r.seed} ({r.reason})."
+    return out
+
+
+def pooled_sentence(res: dict) -> str:
+    """SE against base from :func:`brainlib.replication.pooled_se_vs_base`."""
+    acc, auc, seeds = res["accuracy"], res["auc"], res["seeds"]
+    pooled = f"pooled over {n_of(len(seeds), 'seed')} ({', '.join(map(str, seeds))})"
+    return (
+        f"**{res['split']} split, {pooled}: {_direction(acc, 'SE', 'base')} in accuracy, "
+        f"{_direction(auc, 'SE', 'base')} in macro AUC.** Accuracy {res['accuracy_se']:.3f} (SE) "
+        f"against {res['accuracy_base']:.3f} (base): SE - base = {_interval(acc)} (95% paired "
+        f"bootstrap over {acc['clusters']} duplicate clusters of {acc['images']} test images). "
+        f"Macro AUC of the seed-averaged probabilities {auc['auc_a']:.3f} against "
+        f"{auc['auc_b']:.3f}: {_interval(auc, 1.0, '')}."
+    )
+
+
+def leakage_sentence(model: str, table, seeds) -> str:
+    """The leakage effect for one model from :func:`brainlib.replication.leakage`."""
+    did = table.loc["leakage effect (difference of differences)"]
+    dup, clean = table.loc["duplicate in training"], table.loc["no duplicate in training"]
+    verdict = (
+        "training on the copies raised accuracy on their test twins"
+        if did["low"] > 0
+        else "training on the copies lowered accuracy on their test twins"
+        if did["high"] < 0
+        else "no leakage effect shown"
+    )
+    return (
+        f"**{MODEL_LABEL[model]} ({n_of(len(seeds), 'seed')}): {verdict}.** On the "
+        f"{int(dup['images'])} test images with a duplicate in the paper split's training set, "
+        f"accuracy {dup['with_copies']:.3f} when trained with the duplicates and "
+        f"{dup['without_copies']:.3f} without ({_interval(dup)}); on the {int(clean['images'])} "
+        f"without one, {clean['with_copies']:.3f} and {clean['without_copies']:.3f} "
+        f"({_interval(clean)}). Difference of the differences: {_interval(did)}."
+    )
+
+
+def saliency_sentence(table) -> str:
+    """What the real-data heatmaps look at (:func:`brainlib.replication.saliency_table`),
+    averaged over runs per model: energy in the brain and deletion area against random."""
+    out = []
+    for model, rows in table.groupby("model", sort=False):
+        m = rows.groupby("method").mean(numeric_only=True)
+        rand = m.loc["random"]
+        parts = []
+        for method in ("gradcam", "gradcam++"):
+            if method not in m.index:
+                continue
+            r = m.loc[method]
+            inside = r["energy_in_brain"] - rand["energy_in_brain"]
+            faster = rand["deletion_area"] - r["deletion_area"]
+            parts.append(
+                f"{method}: {100 * r['energy_in_brain']:.1f}% of the heatmap inside the brain "
+                f"({pts(inside)} against random heatmaps), deletion area {r['deletion_area']:.3f} "
+                f"against {rand['deletion_area']:.3f} ("
+                + ("accuracy falls faster: the heatmap finds pixels the model relies on"
+                   if faster > 0.02 else "no faster than random")
+                + ")"
+            )  # fmt: skip
+        runs_n = rows[["split", "seed"]].drop_duplicates().shape[0]
+        brain = 100 * rand["brain_area"]
+        out.append(f"- **{MODEL_LABEL[model]}** ({n_of(runs_n, 'run')}, brain {brain:.1f}% of "
+                   "the image): " + "; ".join(parts) + ".")  # fmt: skip
     return "\n".join(out)
 
 

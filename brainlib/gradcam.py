@@ -242,7 +242,8 @@ def random_heatmaps(n: int, size: int, grid: int = 7, seed: int = 0) -> np.ndarr
     coarse = rng.uniform(0, 1, (n, grid, grid))
     cams = np.stack([ndimage.zoom(c, size / grid, order=1)[:size, :size] for c in coarse])
     cams -= cams.min(axis=(1, 2), keepdims=True)
-    return cams / cams.max(axis=(1, 2), keepdims=True)
+    peak = cams.max(axis=(1, 2), keepdims=True)  # 0 for a 1x1 grid: a flat map, all ones
+    return np.divide(cams, peak, out=np.ones_like(cams), where=peak > 0)
 
 
 def deletion_curve(predict, images_uint8: np.ndarray, cams: np.ndarray, labels: Sequence[int],
@@ -283,3 +284,77 @@ def deletion_area(curve) -> float:
     of the fractions' range: lower means the heatmap found what the model relies on."""
     x, y = curve["fraction"].to_numpy(), curve["accuracy"].to_numpy()
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
+
+
+#: The blanked shares of each image for :func:`saliency_summary`'s deletion curves.
+DELETION_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+def _mean_interval(values, seed: int, n_resamples: int) -> dict:
+    """Mean of per-image values with a 95% percentile bootstrap interval over images."""
+    from scipy.stats import bootstrap
+
+    values = np.asarray(values, float)
+    res = bootstrap((values,), np.mean, n_resamples=n_resamples, method="percentile",
+                    random_state=np.random.default_rng(seed))  # fmt: skip
+    ci = res.confidence_interval
+    return {"mean": float(values.mean()), "ci_low": float(ci.low), "ci_high": float(ci.high)}
+
+
+def saliency_summary(model, frame, root, seed: int = 0, batch_size: int = 16,
+                     fractions: Sequence[float] = DELETION_FRACTIONS,
+                     n_resamples: int = 2000) -> dict:  # fmt: skip
+    """What the heatmaps of a real-data model look at, in numbers (no lesion masks needed).
+
+    Over every image of ``frame`` (a run's predictions: path, class, predicted), the
+    heatmaps explain the predicted class. Two scores, each against
+    :func:`random_heatmaps` of the same coarseness:
+
+    - ``energy_in_brain``: the share of each heatmap's mass inside :func:`brain_mask`
+      (mean over the images whose heatmap is not blank, 95% bootstrap interval, and
+      the count of blank ones); a heatmap spread at random scores about the mask's
+      area share (``brain_area``);
+    - ``deletion``: :func:`deletion_curve` (accuracy against the true classes as the
+      most salient pixels are blanked) and its :func:`deletion_area`; lower than
+      random means the heatmap found pixels the model relies on.
+
+    JSON-ready; the images pass through the model in batches of ``batch_size``.
+    """
+    from pathlib import Path
+
+    from brainlib.data.pipeline import preprocess
+
+    size = int(model.input.shape[1])
+    images = load_images([str(Path(root) / p) for p in frame["path"]], size)
+    labels = [CLASSES.index(c) for c in frame["class"]]
+    explained = [CLASSES.index(c) for c in frame["predicted"]]
+    cams = {
+        m: np.concatenate([heatmaps(model, images[i:i + batch_size],
+                                    explained[i:i + batch_size], m)
+                           for i in range(0, len(images), batch_size)])
+        for m in METHODS
+    }  # fmt: skip
+    cells = int(model.get_layer(LAYER).output.shape[1])
+    cams["random"] = random_heatmaps(len(images), size, grid=cells, seed=seed)
+    masks = np.stack([brain_mask(im) for im in images])
+
+    def predict(batch):
+        return model.predict(preprocess(batch), batch_size=batch_size, verbose=0)
+
+    energy, deletion = {}, {}
+    for method, maps in cams.items():
+        shares = np.array([energy_in_mask(c, m) for c, m in zip(maps, masks, strict=True)])
+        blank = np.isnan(shares)  # a heatmap that is zero everywhere points nowhere
+        energy[method] = _mean_interval(shares[~blank], seed, n_resamples)
+        energy[method]["blank_heatmaps"] = int(blank.sum())
+        curve = deletion_curve(predict, images, maps, labels, fractions, seed=seed)
+        deletion[method] = {**curve.to_dict(orient="list"), "area": deletion_area(curve)}
+    return {
+        "images": len(images),
+        "explained": "predicted class",
+        "layer": LAYER,
+        "cells": cells,
+        "brain_area": _mean_interval(masks.mean(axis=(1, 2)), seed, n_resamples),
+        "energy_in_brain": energy,
+        "deletion": deletion,
+    }

@@ -39,7 +39,7 @@ import yaml
 from brainlib import __version__
 from brainlib.config import Profile, load_profile
 from brainlib.fileio import atomic_write_text
-from brainlib.replication import REPLICATION_PROFILE, RESULTS_DIR
+from brainlib.replication import EARLIER_PROFILE, REPLICATION_PROFILE, RESULTS_DIR
 
 NOTEBOOKS = (
     "01_data",
@@ -150,6 +150,7 @@ def execute_notebooks(
     extra = {
         RESULTS_NOTEBOOK: {
             "results_dir": os.path.relpath(root / RESULTS_DIR / REPLICATION_PROFILE, nb_dir),
+            "earlier_dir": os.path.relpath(root / RESULTS_DIR / EARLIER_PROFILE, nb_dir),
             "figures_dir": os.path.relpath(build / "figures", nb_dir),
         }
     }

@@ -30,6 +30,8 @@ from brainlib.config import CLASS_LABELS, CLASSES, VARIANTS
 SHORT = {"glioma_tumor": "glioma", "meningioma_tumor": "meningioma", "normal": "normal",
          "pituitary_tumor": "pituitary"}  # fmt: skip
 MODEL_LABEL = {"se": "ResNet50V2-SE", "base": "ResNet50V2 (base)"}
+SPLIT_LABEL = {"paper": "paper's random split", "dedup": "paper's split, duplicates dropped",
+               "grouped": "grouped split"}  # fmt: skip
 
 
 def save(fig, folder: str | Path, name: str) -> list[Path]:
@@ -135,12 +137,9 @@ def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | 
     accuracies, if given, are drawn as dashed lines.
     """
     sns.set_theme(style="whitegrid", context="notebook")
-    d = frame.assign(
-        model=frame["model"].map(MODEL_LABEL),
-        split=frame["split"].map({"paper": "paper's random split", "grouped": "grouped split"}),
-    )
+    d = frame.assign(model=frame["model"].map(MODEL_LABEL), split=frame["split"].map(SPLIT_LABEL))
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    order = [s for s in ("paper's random split", "grouped split") if s in set(d["split"])]
+    order = [s for s in SPLIT_LABEL.values() if s in set(d["split"])]
     hue_order = [MODEL_LABEL[v] for v in VARIANTS]
     sns.pointplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
                   dodge=0.4, linestyle="none", errorbar="sd", markers="_", markersize=20,
@@ -260,5 +259,28 @@ def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
             ax.set_title(rel, fontsize=6)
         row[0].set_ylabel(caption, fontsize=7)
     fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def deletion_curves(table: pd.DataFrame):
+    """Accuracy as the most salient pixels are blanked, per heatmap and model (mean over runs).
+
+    ``table`` is :func:`brainlib.replication.saliency_table` (its ``deletion_curve``
+    column maps blanked fraction -> accuracy).
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    rows = [{"model": MODEL_LABEL[r.model], "heatmap": r.method, "blanked": f, "accuracy": a}
+            for r in table.itertuples() for f, a in r.deletion_curve.items()]  # fmt: skip
+    d = pd.DataFrame(rows)
+    models = list(dict.fromkeys(d["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), sharey=True,
+                             squeeze=False)  # fmt: skip
+    for ax, model in zip(axes[0], models, strict=True):
+        sns.lineplot(data=d[d["model"] == model], x="blanked", y="accuracy", hue="heatmap",
+                     hue_order=["gradcam", "gradcam++", "random"], marker="o", errorbar=None,
+                     ax=ax)  # fmt: skip
+        ax.set(title=model, xlabel="share of pixels blanked (most salient first)",
+               ylabel="test accuracy")  # fmt: skip
     fig.tight_layout()
     return fig

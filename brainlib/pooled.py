@@ -122,6 +122,9 @@ def paired_difference(a, b, clusters=None, n_resamples: int = 2000, seed: int = 
         raise PoolingError("a and b must be per-image scores of the same images")
     clusters = np.arange(len(a)) if clusters is None else np.asarray(clusters)
     d, n = _cluster_sums(clusters, a - b, np.ones_like(a))
+    if len(d) < 2:  # one cluster: nothing to resample
+        return {"difference": float(np.mean(a - b)), "low": float("nan"), "high": float("nan"),
+                "images": len(a), "clusters": len(d), "level": level}  # fmt: skip
     res = bootstrap((d, n), lambda d, n, axis=-1: d.sum(axis) / n.sum(axis), paired=True,
                     vectorized=True, n_resamples=n_resamples, confidence_level=level,
                     method="percentile", rng=np.random.default_rng(seed))  # fmt: skip

@@ -36,9 +36,13 @@ from brainlib.statistics import compare_models
 
 #: Where exported results live, and the profile whose results the book shows beside the paper.
 RESULTS_DIR = "results"
-REPLICATION_PROFILE = "scratch"
+REPLICATION_PROFILE = "real224"
+#: The earlier grid (64 px, not converged) the results page still quotes for the split difference.
+EARLIER_PROFILE = "scratch"
 #: What a run contributes to ``results/``: provenance, curves, predictions, metrics, log.
 ARTIFACTS = (runs.RUN_JSON, runs.HISTORY_CSV, PREDICTIONS_CSV, METRICS_JSON, runs.LOG_TXT)
+#: Copied when there (``brainlib analyse`` makes them where the weights are).
+OPTIONAL_ARTIFACTS = (runs.FIT_JSON, runs.SALIENCY_JSON, f"{runs.FIGURES}/figure5_gradcam.png")
 
 
 class ReplicationError(RuntimeError):
@@ -81,9 +85,9 @@ def export(runs_root: str | Path, profile: Profile, out_root: str | Path = "resu
         dst.mkdir(parents=True, exist_ok=True)
         for a in ARTIFACTS:
             shutil.copyfile(folder / a, dst / a)
-        gradcam = folder / runs.FIGURES / "figure5_gradcam.png"  # drawn by the Grad-CAM notebook
-        if gradcam.is_file():
-            shutil.copyfile(gradcam, dst / gradcam.name)
+        for a in OPTIONAL_ARTIFACTS:
+            if (folder / a).is_file():
+                shutil.copyfile(folder / a, dst / Path(a).name)
         _export_stages(folder, out)
     (out / "splits").mkdir(parents=True, exist_ok=True)
     for split, text in splits.items():
@@ -328,16 +332,7 @@ def split_difference(frame, metric: str = "accuracy"):
 
 def duplicate_flags(root: str | Path, split: str) -> dict[str, str]:
     """``path -> exact | near | none`` (a duplicate of the image in the training set)."""
-    import pandas as pd
-
-    path = Path(root) / "splits" / f"{split}-duplicates.csv"
-    if not path.is_file():
-        raise ReplicationError(f"{path} does not exist: export with the images at hand")
-    frame = pd.read_csv(path)
-    bad = sorted(set(frame["duplicate_in_train"]) - {"exact", "near", "none"})
-    if bad:
-        raise ReplicationError(f"{path}: unknown duplicate_in_train values {bad}")
-    return dict(zip(frame["path"], frame["duplicate_in_train"], strict=True))
+    return duplicate_table(root, split)["duplicate_in_train"].to_dict()
 
 
 def accuracy_by_duplicate(root: str | Path, split: str = "paper", frame=None):
@@ -424,3 +419,233 @@ def check_metrics(root: str | Path, atol: float = 1e-9) -> int:
         if sorted(set(CLASSES)) != sorted(m["classes"]):
             raise ReplicationError(f"{d / METRICS_JSON}: unexpected classes {m['classes']}")
     return len(dirs)
+
+
+# ------------------------------------------------------ the converged grid, pooled and paired
+
+
+def duplicate_table(root: str | Path, split: str):
+    """The split's duplicate flags: a frame indexed by path (``split``,
+    ``duplicate_in_train``: exact, near or none, and ``cluster``: the image's
+    near-duplicate group, its own path when it has none)."""
+    import pandas as pd
+
+    path = Path(root) / "splits" / f"{split}-duplicates.csv"
+    if not path.is_file():
+        raise ReplicationError(f"{path} does not exist: export with the images at hand")
+    table = pd.read_csv(path).set_index("path")
+    bad = sorted(set(table["duplicate_in_train"]) - {"exact", "near", "none"})
+    if bad:
+        raise ReplicationError(f"{path}: unknown duplicate_in_train values {bad}")
+    if "cluster" not in table:  # exported before clusters were: every image its own
+        table["cluster"] = table.index
+    return table
+
+
+def test_clusters(root: str | Path, split: str, paths) -> np.ndarray:
+    """An integer per test image of ``paths``: its near-duplicate cluster in ``split``."""
+    table = duplicate_table(root, split)
+    missing = [p for p in paths if p not in table.index]
+    if missing:
+        raise ReplicationError(f"{root}: test images not in the {split} split's flags: "
+                               f"{missing[:3]}")  # fmt: skip
+    _, ids = np.unique(table.loc[list(paths), "cluster"].astype(str), return_inverse=True)
+    return ids
+
+
+def run_predictions(frame, split: str, models=VARIANTS) -> dict:
+    """``(model, seed) -> predictions frame`` of the exported runs of ``split``."""
+    sub = frame[(frame["split"] == split) & frame["model"].isin(models)]
+    return {(r.model, int(r.seed)): read_predictions(r.folder) for r in sub.itertuples()}
+
+
+def paired_seeds(frame, split: str) -> list[int]:
+    """The seeds of ``split`` with a run of both models."""
+    sub = frame[frame["split"] == split]
+    return sorted(set.intersection(*(set(sub.loc[sub["model"] == m, "seed"]) for m in VARIANTS)))
+
+
+def pooled_se_vs_base(root: str | Path, frame, split: str, n_resamples: int = 2000,
+                      seed: int = 0) -> dict:  # fmt: skip
+    """SE against base on ``split``, seeds pooled per image and paired by image.
+
+    The accuracy difference (share of seeds right, SE - base) and the macro AUC
+    difference of the seed-averaged probabilities, each with a paired bootstrap
+    interval over the test images' duplicate clusters; McNemar per seed and on
+    the majority vote; per-class recall differences with Holm-adjusted McNemar
+    p-values (:mod:`brainlib.pooled`). Only seeds with both models count.
+    """
+    from brainlib import pooled as pl
+
+    seeds = paired_seeds(frame, split)
+    if not seeds:
+        raise ReplicationError(f"{root}: no seed of the {split} split has both models")
+    preds = {k: v for k, v in run_predictions(frame, split).items() if k[1] in seeds}
+    table = pl.per_image(preds)
+    clusters = test_clusters(root, split, table.index)
+    proba = {m: table[[f"p_{m}_{c}" for c in CLASSES]].to_numpy() for m in VARIANTS}
+    return {
+        "split": split,
+        "seeds": seeds,
+        "accuracy_se": float(table["correct_se"].mean()),
+        "accuracy_base": float(table["correct_base"].mean()),
+        "accuracy": pl.paired_difference(
+            table["correct_se"], table["correct_base"], clusters, n_resamples, seed
+        ),
+        "auc": pl.auc_difference(
+            table["y"], proba["se"], proba["base"], clusters, n_resamples, seed
+        ),
+        "mcnemar": pl.mcnemar_by_seed(preds),
+        "per_class": pl.per_class_tests(
+            table, clusters=clusters, n_resamples=n_resamples, seed=seed
+        ),
+    }
+
+
+def leakage(root: str | Path, frame, model: str, with_copies: str = "paper",
+            without_copies: str = "dedup", n_resamples: int = 2000, seed: int = 0):  # fmt: skip
+    """The leakage effect for ``model`` on one fixed test set (:mod:`brainlib.pooled`).
+
+    Runs on the paper split against runs on the same split minus the training
+    duplicates of its test images, seeds present in both pooled per image; test
+    images grouped by whether they had a duplicate in the paper split's training
+    set. Returns ``(table, seeds)``; raises when no seed has both runs.
+    """
+    from brainlib import pooled as pl
+
+    sub = frame[frame["model"] == model]
+    seeds = sorted(set(sub.loc[sub["split"] == with_copies, "seed"])
+                   & set(sub.loc[sub["split"] == without_copies, "seed"]))  # fmt: skip
+    if not seeds:
+        raise ReplicationError(f"{root}: no seed of {model} has runs on both the "
+                               f"{with_copies} and the {without_copies} split")  # fmt: skip
+    pooled = {}
+    for split in (with_copies, without_copies):
+        preds = run_predictions(frame, split, (model,))
+        pooled[split] = pl.per_image({k: v for k, v in preds.items() if k[1] in seeds})
+    a, b = pooled[with_copies], pooled[without_copies]
+    if not a.index.equals(b.index):
+        raise ReplicationError(f"{root}: the {with_copies} and {without_copies} runs of {model} "
+                               "were tested on other images")  # fmt: skip
+    flags = duplicate_table(root, with_copies).loc[a.index, "duplicate_in_train"]
+    clusters = test_clusters(root, with_copies, a.index)
+    table = pl.leakage_effect(a[f"correct_{model}"], b[f"correct_{model}"], flags != "none",
+                              clusters, n_resamples, seed)  # fmt: skip
+    return table, seeds
+
+
+def stage_minutes(root: str | Path, run: str) -> dict[str, float]:
+    """Training minutes of each earlier stage of an exported progressive run, by stage."""
+    out = {}
+    stages = Path(root) / "stages"
+    for stage in sorted(stages.iterdir()) if stages.is_dir() else []:
+        if (stage / run / runs.RUN_JSON).is_file():
+            out[stage.name] = float(runs.read_meta(stage / run)["train_seconds"]) / 60
+    return out
+
+
+def convergence_table(root: str | Path, frame):
+    """One row per exported run: its schedule's epochs, best epoch, training accuracy
+    (logged at the best epoch, and of the best weights in inference mode where
+    ``fit.json`` was exported), validation and test accuracy, the verdict of
+    :func:`brainlib.runs.convergence` with its reason, and minutes (this stage, all)."""
+    import pandas as pd
+
+    from brainlib.fileio import read_json
+
+    rows = []
+    for r in frame.itertuples():
+        fit_path = Path(r.folder) / runs.FIT_JSON
+        fitted = read_json(fit_path)["train_accuracy"] if fit_path.is_file() else None
+        v = runs.convergence(runs.read_history_rows(r.folder), fitted)
+        earlier = stage_minutes(root, Path(r.folder).name)
+        rows.append({"split": r.split, "model": r.model, "seed": r.seed, "epochs": v["epochs"],
+                     "best_epoch": v["best_epoch"],
+                     "logged_train_accuracy": v["logged_train_accuracy"],
+                     "fitted_accuracy": np.nan if fitted is None else fitted,
+                     "val_accuracy": v["val_accuracy"], "test_accuracy": r.accuracy,
+                     "converged": v["converged"], "reason": v["reason"],
+                     "minutes": r.train_minutes,
+                     "minutes_all_stages": r.train_minutes + sum(earlier.values()),
+                     "stages": len(earlier) + 1})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def saliency_table(frame):
+    """Per exported run with a ``saliency.json`` and per heatmap (Grad-CAM, Grad-CAM++,
+    random): energy in the brain with its interval, the brain's area and the deletion
+    area. Empty when no run has one."""
+    import pandas as pd
+
+    from brainlib.fileio import read_json
+
+    rows = []
+    for r in frame.itertuples():
+        path = Path(r.folder) / runs.SALIENCY_JSON
+        if not path.is_file():
+            continue
+        s = read_json(path)
+        for method, e in s["energy_in_brain"].items():
+            rows.append({"split": r.split, "model": r.model, "seed": r.seed, "method": method,
+                         "images": s["images"], "cells": s["cells"],
+                         "energy_in_brain": e["mean"], "energy_low": e["ci_low"],
+                         "energy_high": e["ci_high"], "brain_area": s["brain_area"]["mean"],
+                         "deletion_area": s["deletion"][method]["area"],
+                         "deletion_curve": dict(zip(s["deletion"][method]["fraction"],
+                                                    s["deletion"][method]["accuracy"],
+                                                    strict=True))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def full_history(root: str | Path, folder: str | Path):
+    """A progressive run's whole schedule: its earlier stages' histories, then its own,
+    epochs numbered on, with ``stage`` (the profile) and ``image_size`` columns."""
+    import pandas as pd
+
+    folder = Path(folder)
+    parts, meta = [], runs.read_meta(folder)
+    chain = [(folder, meta)]
+    while meta.get("init_weights"):
+        stage = Path(root) / "stages" / Path(meta["init_weights"]["run"]).parent.name / folder.name
+        if not (stage / runs.RUN_JSON).is_file():
+            raise ReplicationError(f"{stage}: the stage {folder.name} started from is missing")
+        meta = runs.read_meta(stage)
+        chain.append((stage, meta))
+    offset = 0
+    for f, m in reversed(chain):
+        h = read_history(f).assign(stage=m["profile"]["name"],
+                                   image_size=int(m["profile"]["image_size"]))  # fmt: skip
+        h["epoch"] = h["epoch"].astype(int) + offset
+        offset = int(h["epoch"].max())
+        parts.append(h)
+    return pd.concat(parts, ignore_index=True)
+
+
+def schedule_table(root: str | Path, frame):
+    """Per stage of the progressive schedule (over every exported run): image size,
+    learning rate, batch size, the most epochs allowed, epochs run (mean) and seconds
+    per epoch (median over the runs' epochs, so a paused epoch does not count), from the
+    stages' run.json and history."""
+    import pandas as pd
+
+    rows = []
+    for r in frame.itertuples():
+        folder = Path(r.folder)
+        stages = [Path(root) / "stages" / s.name / folder.name
+                  for s in sorted((Path(root) / "stages").glob("*"))] + [folder]  # fmt: skip
+        for f in stages:
+            if not (f / runs.RUN_JSON).is_file():
+                continue
+            m = runs.read_meta(f)
+            p = m["profile"]
+            rows.append({"stage": p["name"], "image_size": int(p["image_size"]),
+                         "learning_rate": p["learning_rate"], "batch_size": p["batch_size"],
+                         "max_epochs": p["max_epochs"], "epochs": int(m["epochs"]),
+                         "seconds_per_epoch": float(read_history(f)["seconds"].median()),
+                         "precision": m.get("precision_policy", "float32")})  # fmt: skip
+    d = pd.DataFrame(rows)
+    return (d.groupby(["stage", "image_size", "learning_rate", "batch_size", "max_epochs",
+                       "precision"], sort=False)
+             .agg(runs=("epochs", "size"), epochs_mean=("epochs", "mean"),
+                  seconds_per_epoch=("seconds_per_epoch", "median"))
+             .reset_index().sort_values("image_size").reset_index(drop=True))  # fmt: skip

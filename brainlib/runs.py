@@ -41,6 +41,8 @@ LOG_TXT = "log.txt"
 WEIGHTS = "weights"
 PREDICTIONS_CSV = "predictions.csv"
 METRICS_JSON = "metrics.json"
+FIT_JSON = "fit.json"  # the best weights' accuracy on the training images, inference mode
+SALIENCY_JSON = "saliency.json"  # what the Grad-CAM heatmaps look at, in numbers
 FIGURES = "figures"
 DATA = "data"  # the data stage's outputs, beside the run folders of a profile
 TRUNK_CACHE = "trunk-cache"  # the fast path's cached trunk outputs, beside the run folders
@@ -258,24 +260,36 @@ def read_history(folder: str | Path):
 MIN_TRAIN_ACCURACY = 0.95
 
 
-def convergence(history: list[dict], min_train_accuracy: float = MIN_TRAIN_ACCURACY) -> dict:
+def convergence(history: list[dict], fitted_accuracy: float | None = None,
+                min_train_accuracy: float = MIN_TRAIN_ACCURACY) -> dict:  # fmt: skip
     """Whether a run converged: its lowest validation loss came before its last epoch (it
-    stopped improving, rather than running out of epochs) and its training accuracy at that
-    epoch reached ``min_train_accuracy`` (it fitted its training images, which a leakage
-    experiment needs). Returns the numbers behind both and the verdict with its reason."""
+    stopped improving, rather than running out of epochs) and its best weights fit its
+    training images: training accuracy at least ``min_train_accuracy``, which a leakage
+    experiment needs (a model that has not fitted its training images cannot profit from
+    copies of test images among them).
+
+    The training accuracy judged is ``fitted_accuracy`` when given: the best weights'
+    accuracy on the training images in inference mode (``fit.json``,
+    :func:`brainlib.evaluation.fit_accuracy`). Otherwise it is the accuracy logged at
+    the best epoch, which Keras takes with dropout on and on augmented images, and
+    which runs below it. Returns the numbers behind both conditions and the verdict
+    with its reason."""
     if not history:
         raise RunError("an empty history cannot be judged")
     best = min(history, key=lambda r: (r["val_loss"], r["epoch"]))
     last = history[-1]["epoch"]
     before_last = best["epoch"] < last
-    fitted = best["accuracy"] >= min_train_accuracy
+    judged = best["accuracy"] if fitted_accuracy is None else fitted_accuracy
+    source = "logged at the best epoch" if fitted_accuracy is None else "of the best weights"
+    fitted = judged >= min_train_accuracy
     reasons = []
     if not before_last:
         reasons.append(f"its best validation loss is at its last epoch ({last})")
     if not fitted:
-        reasons.append(f"training accuracy at the best epoch is {best['accuracy']:.3f}, "
+        reasons.append(f"training accuracy {source} is {judged:.3f}, "
                        f"below {min_train_accuracy}")  # fmt: skip
-    return {"epochs": last, "best_epoch": best["epoch"], "train_accuracy": best["accuracy"],
+    return {"epochs": last, "best_epoch": best["epoch"], "logged_train_accuracy": best["accuracy"],
+            "fitted_accuracy": fitted_accuracy, "train_accuracy": judged,
             "val_accuracy": best["val_accuracy"], "best_before_last": before_last,
             "fitted": fitted, "converged": before_last and fitted,
             "reason": "; ".join(reasons) or "converged"}  # fmt: skip
@@ -366,8 +380,13 @@ def profile_of(meta: dict) -> Profile:
     return load_profile(name, **{k: v for k, v in fields.items() if v is not None})
 
 
-def load_trained_model(folder: str | Path, which: str = "best"):
-    """Rebuild the model of a run folder and load its ``best`` or ``last`` weights."""
+def load_trained_model(folder: str | Path, which: str = "best", float32: bool = False):
+    """Rebuild the model of a run folder and load its ``best`` or ``last`` weights.
+
+    The model computes as it was trained (mixed precision where the run used it);
+    ``float32`` builds it in full precision instead (the weights are float32 either
+    way), as Grad-CAM needs: its maps are upsampled with scipy, which has no bfloat16.
+    """
     from brainlib.models import build_for_profile
 
     folder = Path(folder)
@@ -377,7 +396,10 @@ def load_trained_model(folder: str | Path, which: str = "best"):
         raise RunError(
             f"{folder}: no {path.name} (is the run complete? status: {meta.get('status')})"
         )
-    profile = profile_of({**meta, "profile": {**meta["profile"], "weights": "none"}})
+    fields = {**meta["profile"], "weights": "none"}
+    if float32:
+        fields["mixed_precision"] = False
+    profile = profile_of({**meta, "profile": fields})
     model = build_for_profile(profile, meta["variant"], weights="none")  # the file holds all
     model.load_weights(str(path), skip_mismatch=False)
     return model

@@ -62,7 +62,7 @@ root = resolve_data_dir(P, data_dir)
 training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
 evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
-trained = {v: runs.load_trained_model(f) for v, f in folders.items()}
+trained = {v: runs.load_trained_model(f, float32=True) for v, f in folders.items()}
 predictions = {v: evaluation.read_predictions(f) for v, f in folders.items()}
 phantoms = P.dataset == "phantoms"
 

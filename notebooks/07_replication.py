@@ -20,20 +20,22 @@
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/07_replication.ipynb)
 #
 # The paper's Tables 1-2 and Figures 1-5, regenerated twice: first on the real
-# data, by the replication grid whose artifacts are committed with this
-# repository (`results/`: both models, several seeds, the paper's random split
-# and a duplicate-free split); then by the profile this book was built with
-# (named in the banner above). Every number on this page is read from run
-# artifacts (`run.json`, `history.csv`, `predictions.csv`, `metrics.json`) and
-# every sentence that draws a conclusion is computed from them
-# (`brainlib.findings`); the paper's values come from
+# data, by the grid of converged 224 px runs whose artifacts are committed with
+# this repository (`results/real224`: both models, several seeds, the paper's
+# random split and the same split without the test images' training
+# duplicates); then by the profile this book was built with (named in the
+# banner above). Every number on this page is read from run artifacts
+# (`run.json`, `history.csv`, `predictions.csv`, `metrics.json`, `fit.json`,
+# `saliency.json`) and every sentence that draws a conclusion is computed from
+# them (`brainlib.findings`); the paper's values come from
 # `brainlib/paper_results.toml`, transcribed from {cite:t}`huang2025`. The
 # chapters that follow show how each number is computed.
 #
 # This page reads the committed results under `results/`, which come with the
 # repository, not with the package. On Colab, first run
 # `!git clone --depth 1 -b v0.2.0 https://github.com/brainlib/brainlib` and set
-# `results_dir = "brainlib/results/scratch"` in the parameters cell; the second
+# `results_dir = "brainlib/results/real224"` and
+# `earlier_dir = "brainlib/results/scratch"` in the parameters cell; the second
 # half of the page trains the profile's runs itself if chapter 3 has not.
 
 # %% tags=["remove-cell"]
@@ -50,7 +52,8 @@ data_dir = None
 runs_dir = "../_build/demo/runs"
 weights = None
 overrides = {}
-results_dir = "../results/scratch"  # the committed replication
+results_dir = "../results/real224"  # the committed grid of converged 224 px runs
+earlier_dir = "../results/scratch"  # the earlier 64 px grid (not converged)
 figures_dir = None  # where to save the landing page's figure (the pipeline sets it)
 
 # %% tags=["hide-input"]
@@ -76,42 +79,161 @@ P = config.load_profile(profile, **overrides)
 committed = Path(results_dir)  # replication.load says what is missing, if anything is
 
 # %% [markdown]
-# ## The real data: the committed replication
+# ## The real data: converged models at 224 px
 
 # %% tags=["hide-input"]
 frame = replication.load(committed)
 replication.check_metrics(committed)  # every accuracy and AUC recomputed from predictions.csv
 prof = replication.profile_of(committed)
 meta = runs.read_meta(frame["folder"].iloc[0])
-seeds = sorted(frame["seed"].unique())
-splits = [s for s in ("paper", "grouped") if s in set(frame["split"])]
+splits = [s for s in plots.SPLIT_LABEL if s in set(frame["split"])]
+grid = config.load_profile(committed.name)
+planned = len(runs.grid(grid)) * len(config.VARIANTS)
 glue("n_runs", len(frame), display=False)
-glue("n_seeds", len(seeds), display=False)
-glue("hours", float(frame["train_minutes"].sum() / 60), display=False)
+glue("n_planned", planned, display=False)
 glue("image_size", int(prof["image_size"]), display=False)
 display(Markdown(f"```{{important}}\n{findings.weights_caveat(prof, meta['device'])}\n```"))
 display(
     Markdown(
         f"Profile `{committed.name}`: {prof.get('description', '')}. "
         + findings.protocol_sentence(prof)
-        + ". Both models were trained with seeds "
-        + ", ".join(map(str, seeds))
-        + " on "
-        + " and on ".join(findings.SPLIT_WORDS[s] for s in splits)
-        + f" (drawn with seed {prof['seed']}: a training seed changes the initial weights, "
+        + ". Splits: "
+        + "; ".join(f"`{s}` ({plots.SPLIT_LABEL[s]})" for s in splits)
+        + f", each drawn with seed {prof['seed']} (a training seed changes the initial weights, "
         "batch order, augmentation and dropout, not the test images)."
     )
 )
 
 # %% [markdown]
-# The grid holds {glue:text}`n_runs` runs ({glue:text}`n_seeds` seeds per split
-# and model, {glue:text}`image_size` px), which took {glue:text}`hours:.1f` hours
-# of training in all. Test accuracy and macro AUC over seeds:
+# ### The schedule
+#
+# Whole-network training from random weights costs about 21 GFLOP per image at
+# 224 px, so most epochs run at a lower size. Each run is trained in three
+# stages (progressive resizing, as in fast.ai's DAWNBench entries and FixRes):
+# at 64 px from random weights, then at 128 px and at 224 px, each stage
+# starting from the previous one's best weights and stopping early on the
+# validation loss. The network is the same at every size (it is fully
+# convolutional up to the global pooling); only at 224 px is `post_relu` 7x7
+# and the head's 3x3 convolutions see a 4x4 map, as in the paper. Mixed
+# bfloat16 is used where the CPU has it. The stages as run (seconds per epoch:
+# median over the runs' epochs, on the 2-core machine named in each run.json,
+# often sharing it with other work):
 
 # %% tags=["hide-input"]
-s = replication.summary(frame)
-s[["runs", "accuracy_mean", "accuracy_sd", "accuracy_min", "accuracy_max", "auc_mean",
-   "auc_sd", "epochs_mean"]].round(3)  # fmt: skip
+replication.schedule_table(committed, frame).round(
+    {"learning_rate": 5, "epochs_mean": 1, "seconds_per_epoch": 0}
+)
+
+# %% [markdown]
+# ### Did the runs converge?
+#
+# A run counts as converged when its lowest validation loss came before its
+# last epoch (it stopped improving, rather than running out of epochs) and its
+# best weights classify at least 95% of their training images correctly. That
+# accuracy is measured in inference mode on the training images (`fit.json`);
+# the one Keras logs during training is taken with dropout on and on
+# augmented images, and runs lower. A leakage experiment needs fitted models:
+# a model that has not learnt its training images cannot profit from copies
+# of test images among them.
+
+# %% tags=["hide-input"]
+conv = replication.convergence_table(committed, frame)
+display(Markdown(findings.convergence_sentence(conv)))
+glue("n_converged", int(conv["converged"].sum()), display=False)
+missing = planned - len(frame)
+if missing:
+    display(Markdown(
+        f"The grid plans {planned} runs ({len(runs.grid(grid))} split-seed pairs x 2 models); "
+        f"{len(frame)} are trained and committed so far, the rest follow with "
+        "`make converged` (runs resume, and each is committed as it finishes)."
+    ))  # fmt: skip
+conv.assign(minutes=conv["minutes_all_stages"].round(1)).drop(columns=["minutes_all_stages"]).round(
+    3
+)
+
+# %% [markdown]
+# ### SE against base, pooled over seeds
+#
+# Both models of a split classify the same test images, so the comparison is
+# paired by image and by seed: each image's correctness is averaged over the
+# seeds, and the SE - base difference gets a paired bootstrap interval. Copies
+# of one picture would count as independent images, so whole near-duplicate
+# clusters are resampled. The macro AUC is that of the seed-averaged
+# probabilities, with the same paired bootstrap. McNemar's test pairs the
+# predictions of each seed and of the majority vote; per class, Holm's
+# correction covers the four tests.
+
+# %% tags=["hide-input"]
+pooled = {s: replication.pooled_se_vs_base(committed, frame, s, prof["bootstrap_resamples"])
+          for s in splits if replication.paired_seeds(frame, s)}  # fmt: skip
+display(Markdown("\n".join(f"- {findings.pooled_sentence(r)}" for r in pooled.values())))
+if "paper" in pooled:
+    glue("se_base_paper", findings.pooled_sentence(pooled["paper"]), display=False)
+    display(pooled["paper"]["mcnemar"].round(4))
+    display(pooled["paper"]["per_class"].round(4))
+
+# %% [markdown]
+# ### Leakage on one fixed test set
+#
+# The paper's random split puts exact and near copies of many test images in
+# the training set. To measure what that is worth, each model is also
+# trained on the same split minus every training image that is an exact or
+# near duplicate of a test image (`dedup`), and both are scored on the same
+# test images. On test images that had a copy in training, leakage can raise
+# accuracy; on those without one it cannot. The difference of the two
+# differences is the leakage effect.
+
+# %% tags=["hide-input"]
+leak_rows = []
+for m in config.VARIANTS:
+    try:
+        table, seeds_used = replication.leakage(committed, frame, m,
+                                                n_resamples=prof["bootstrap_resamples"])  # fmt: skip
+    except replication.ReplicationError as err:
+        display(Markdown(f"- **{plots.MODEL_LABEL[m]}**: not measured yet ({err})."))
+        continue
+    display(Markdown(f"- {findings.leakage_sentence(m, table, seeds_used)}"))
+    leak_rows.append(table.assign(model=m))
+if leak_rows:
+    display(pd.concat(leak_rows).round(4))
+
+# %% [markdown]
+# ### The split difference
+#
+# The grouped split keeps every near-duplicate group on one side, so its test
+# set holds *other* images than the paper's: paper minus grouped mixes
+# leakage with which images each test set holds. It is a split difference,
+# not a measure of leakage (the fixed test set above measures that).
+
+# %% tags=["hide-input"]
+if {"paper", "grouped"} <= set(splits):
+    diff = replication.split_difference(frame[frame["split"].isin(["paper", "grouped"])])
+    display(Markdown("\n".join(f"- {findings.split_difference_sentence(m, r)}"
+                               for m, r in diff.iterrows())))  # fmt: skip
+    display(diff.round(4))
+else:
+    earlier = replication.load(earlier_dir)
+    eprof = replication.profile_of(earlier_dir)
+    diff = replication.split_difference(earlier)
+    display(Markdown(
+        f"No 224 px run on the grouped split is committed yet. The earlier grid "
+        f"(`{Path(earlier_dir).name}`: {int(eprof['image_size'])} px, at most "
+        f"{eprof['max_epochs']} epochs, {earlier['seed'].nunique()} seeds per split) gives:\n\n"
+        + "\n".join(f"- {findings.split_difference_sentence(m, r)}" for m, r in diff.iterrows())
+        + "\n\n" + findings.fit_sentence(earlier, paper.reported()["training"])
+    ))  # fmt: skip
+
+# %% [markdown]
+# ### How far from the paper's fine-tuned models?
+#
+# The runs above start from random weights, the paper's from ImageNet: the
+# numbers are not comparable, and are set against each other only to measure
+# the distance.
+
+# %% tags=["hide-input"]
+dist = replication.distance_from_paper(frame)
+display(Markdown("\n".join(f"- {findings.distance_sentence(m, r)}" for m, r in dist.iterrows()
+                           if r["seeds"])))  # fmt: skip
 
 # %% tags=["hide-input"]
 fig = plots.replication_runs(frame)
@@ -123,88 +245,39 @@ glue("replication_runs", fig, display=False)
 # ```{glue:figure} replication_runs
 # :name: replication-runs
 #
-# Test accuracy of every run on the real data, by split and model (dots: seeds).
+# Test accuracy of every converged-grid run on the real data, by split and
+# model (dots: seeds).
 # ```
-#
-# Every run, with 95% bootstrap intervals over its test images:
-
-# %% tags=["hide-input"]
-frame.assign(
-    model=frame["model"].map(plots.MODEL_LABEL),
-    accuracy=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
-              zip(frame["accuracy"], frame["accuracy_ci_low"], frame["accuracy_ci_high"], strict=True)],
-    auc=[f"{a:.3f} [{lo:.3f}, {hi:.3f}]" for a, lo, hi in
-         zip(frame["auc_macro"], frame["auc_ci_low"], frame["auc_ci_high"], strict=True)],
-    minutes=frame["train_minutes"].round(1),
-    final_train_accuracy=frame["final_train_accuracy"].round(3),
-)[["split", "model", "seed", "n_test", "accuracy", "auc", "epochs", "best_epoch",
-   "final_train_accuracy", "minutes"]]  # fmt: skip
-
-# %% [markdown]
-# ### Does SE beat base?
-#
-# Both models of a seed classify the same test images, so the difference is
-# taken seed by seed; McNemar's test pairs the predictions of each seed.
-
-# %% tags=["hide-input"]
-per_seed = replication.se_vs_base(committed, frame)
-over = replication.paired_over_seeds(per_seed)
-display(Markdown("\n".join(f"- {findings.se_vs_base_sentence(sp, over.loc[sp])}" for sp in splits)))
-per_seed.round(4)
-
-# %% [markdown]
-# ### The split difference, and duplicates within a split
-#
-# The paper's random split and the grouped split draw *different* test
-# images, so their difference mixes leakage with which images each test set
-# holds: it is a split difference, not a measure of leakage. Within the
-# paper's split the test set is fixed, and the images with an exact or near
-# duplicate in training can be set against those without.
-
-# %% tags=["hide-input"]
-if len(splits) == 2:
-    leak = replication.split_difference(frame)
-    display(Markdown("\n".join(f"- {findings.split_difference_sentence(m, r)}"
-                               for m, r in leak.iterrows())))  # fmt: skip
-by_dup = replication.accuracy_by_duplicate(committed, "paper", frame)
-display(Markdown("\n".join(f"- {findings.duplicate_sentence(m, by_dup)}" for m in config.VARIANTS)))
-display(Markdown(findings.fit_sentence(frame, paper.reported()["training"])))
-by_dup.round(3)
-
-# %% [markdown]
-# ### How far from the paper's fine-tuned models?
-#
-# Not comparable numbers, set side by side only to measure the distance:
-
-# %% tags=["hide-input"]
-dist = replication.distance_from_paper(frame)
-display(Markdown("\n".join(f"- {findings.distance_sentence(m, r)}" for m, r in dist.iterrows())))
 
 # %% [markdown]
 # ### Figures 1-5 on the real data (paper's split, first seed)
 
 # %% tags=["hide-input"]
-seed = seeds[0]
-hist = replication.histories(frame, "paper", seed)
+seed = int(frame.loc[frame["split"] == "paper", "seed"].min())
+have = {v: replication.run_of(frame, "paper", seed, v) for v in config.VARIANTS
+        if not frame[(frame["split"] == "paper") & (frame["seed"] == seed)
+                     & (frame["model"] == v)].empty}  # fmt: skip
+hist = {v: replication.full_history(committed, f) for v, f in have.items()}
+gap = paper.reported()["training"]["final_accuracy_gap"]
 glue("real_fig1", plots.accuracy_curves(hist), display=False)
 glue("real_fig2", plots.loss_curves(hist), display=False)
-glue("real_fig3", plots.accuracy_gap(hist, paper.reported()["training"]["final_accuracy_gap"]),
-     display=False)  # fmt: skip
+glue("real_fig3", plots.accuracy_gap(hist, gap), display=False)
 for v in config.VARIANTS:
-    m = evaluation.read_metrics(replication.run_of(frame, "paper", seed, v))
-    glue(f"real_fig4_{v}", plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v]),
-         display=False)  # fmt: skip
-gradcam_png = replication.run_of(frame, "paper", seed, "se") / "figure5_gradcam.png"
-cells = -(-int(prof["image_size"]) // 32)  # post_relu is 1/32 of the input, rounded up
-glue("real_fig5", Image(filename=str(gradcam_png)) if gradcam_png.is_file() else
-     Markdown("(no Grad-CAM figure exported)"), display=False)  # fmt: skip
-glue("post_relu_cells", cells, display=False)
+    m = evaluation.read_metrics(have[v]) if v in have else None
+    glue(f"real_fig4_{v}", plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])
+         if m else Markdown(f"(no {plots.MODEL_LABEL[v]} run yet)"), display=False)  # fmt: skip
+    png = have[v] / "figure5_gradcam.png" if v in have else None
+    glue(f"real_fig5_{v}", Image(filename=str(png)) if png and png.is_file() else
+         Markdown("(no Grad-CAM figure exported)"), display=False)  # fmt: skip
+stages = hist[next(iter(hist))].groupby("stage", sort=False)["epoch"].max()
+glue("stage_ends", ", ".join(f"{e} ({s})" for s, e in stages.items()), display=False)
 
 # %% [markdown]
 # ```{glue:figure} real_fig1
 # :name: real-figure1
 #
-# Figure 1 on the real data: training and validation accuracy per epoch.
+# Figure 1 on the real data: training and validation accuracy per epoch over
+# the whole schedule (stages end at epochs {glue:text}`stage_ends`).
 # ```
 #
 # ```{glue:figure} real_fig2
@@ -231,14 +304,49 @@ glue("post_relu_cells", cells, display=False)
 # Figure 4 on the real data: confusion matrix of the base model.
 # ```
 #
-# ```{glue:figure} real_fig5
+# ```{glue:figure} real_fig5_se
 # :name: real-figure5
 #
-# Figure 5 on the real data: Grad-CAM and Grad-CAM++ of the SE model. Here the
-# `post_relu` map has {glue:text}`post_relu_cells` x {glue:text}`post_relu_cells`
-# cells, so a heatmap can point at a region of the slice, not at a lesion's
-# outline; a blank heatmap means the gradient-weighted map was zero or negative
-# in every cell.
+# Figure 5 on the real data: Grad-CAM and Grad-CAM++ at `post_relu` (7x7) of
+# the SE model, a correctly and a wrongly classified test image of each class
+# where there is one.
+# ```
+#
+# ```{glue:figure} real_fig5_base
+# :name: real-figure5-base
+#
+# Figure 5 on the real data: the same for the base model.
+# ```
+
+# %% [markdown]
+# ### What do the heatmaps look at?
+#
+# The real data has no lesion masks, so the paper's "focuses on
+# tumor-affected regions" cannot be checked image by image. Two numbers
+# stand in, over every test image, each against random heatmaps of the same
+# coarseness (7x7 noise, upsampled): the share of the heatmap inside the
+# brain (a mask from thresholding the slice, holes filled), and a deletion
+# curve: test accuracy as the most salient pixels are blanked. A heatmap
+# that finds what the model relies on makes accuracy fall faster than a
+# random one.
+
+# %% tags=["hide-input"]
+sal = replication.saliency_table(frame)
+if sal.empty:
+    display(Markdown("(no run's `saliency.json` exported yet: `brainlib analyse`)"))
+    glue("deletion", Markdown("(no deletion curves yet)"), display=False)
+else:
+    display(Markdown(findings.saliency_sentence(sal)))
+    glue("deletion", plots.deletion_curves(sal), display=False)
+    display(sal.drop(columns=["deletion_curve"]).groupby(["model", "method"], sort=False)
+            .mean(numeric_only=True).drop(columns=["seed"]).round(3))  # fmt: skip
+
+# %% [markdown]
+# ```{glue:figure} deletion
+# :name: real-deletion
+#
+# Deletion curves on the real test images (mean over runs): accuracy as the
+# most salient pixels of each heatmap are blanked.
 # ```
 
 # %% [markdown]
@@ -254,6 +362,8 @@ training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
 evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 metrics = {v: evaluation.read_metrics(f) for v, f in folders.items()}
+built = runs.read_meta(folders["se"])
+display(Markdown(f"```{{note}}\n{findings.weights_caveat(built['profile'], built['device'])}\n```"))
 pd.DataFrame(
     {
         plots.MODEL_LABEL[v]: {
@@ -368,14 +478,16 @@ glue("paper_gap", float(paper.reported()["training"]["final_accuracy_gap"]), dis
 # %% [markdown]
 # ## Exercises
 #
-# 1. Run `brainlib run --no-book --set seeds=42,43,44,45,46 --profile scratch`
-#    (about two hours on two cores), then `brainlib export --profile scratch
-#    --runs _build/scratch/runs`, and rebuild: which sentences above change
-#    with a fifth seed?
-# 2. In `brainlib/findings.py`, `se_vs_base_verdict` decides with a 95%
-#    t-interval over seeds. Change the level in `replication._t_interval` to
-#    0.8: does any verdict flip?
-# 3. `FIT_ACCURACY` (0.95) decides whether the runs "fit their training
-#    images". Look up the final training accuracies in the table of runs and
-#    say what a model must reach before a leakage experiment can show
-#    anything.
+# 1. Train one more seed of the converged grid (`make converged GRID="paper:45"`,
+#    about two hours on two cores, with `--set seeds=42,43,44,45` in the
+#    profile), then `brainlib evaluate`, `brainlib analyse` and `brainlib export`
+#    with `--profile real224 --runs _build/real224/runs --partial`, and
+#    rebuild: which sentences above change?
+# 2. `replication.pooled_se_vs_base` resamples whole near-duplicate clusters.
+#    Call `brainlib.pooled.paired_difference` on the same per-image scores
+#    with `clusters=None` (every image its own unit): how much narrower is the
+#    interval, and why is the clustered one the honest one?
+# 3. `runs.convergence` judges the training accuracy of the best weights in
+#    inference mode (`fit.json`). Call it without `fitted_accuracy`, so that it
+#    reads the accuracy Keras logged during training: which runs would no
+#    longer count as converged, and why is the logged number lower?

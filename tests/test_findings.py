@@ -75,3 +75,47 @@ def test_localisation_sentence_follows_the_ratio_to_random():
     assert "does no better than random" in findings.localisation_sentence(summary(0.031))
     assert "finds the lesion weakly" in findings.localisation_sentence(summary(0.036))
     assert "gradcam finds the lesion:" in findings.localisation_sentence(summary(0.09))
+
+
+def _saliency(gradcam_energy, gradcam_area, random_area=0.75):
+    rows = []
+    for method, energy, area in (
+        ("gradcam", gradcam_energy, gradcam_area),
+        ("gradcam++", 0.66, random_area),
+        ("random", 0.66, random_area),
+    ):
+        rows.append(
+            {
+                "split": "paper",
+                "model": "se",
+                "seed": 42,
+                "method": method,
+                "energy_in_brain": energy,
+                "brain_area": 0.66,
+                "deletion_area": area,
+            }
+        )
+    return pd.DataFrame(rows)  # fmt: skip
+
+
+def test_saliency_sentence_sets_each_heatmap_against_random():
+    sentence = findings.saliency_sentence(_saliency(0.76, 0.59))
+    assert "gradcam: 76.0% of the heatmap inside the brain (+10.0 points" in sentence
+    assert "deletion area 0.590 against 0.750 (accuracy falls faster" in sentence
+    assert "gradcam++: 66.0% of the heatmap inside the brain (+0.0 points" in sentence
+    assert "no faster than random" in sentence  # gradcam++ here deletes like random
+    assert "accuracy falls faster" not in findings.saliency_sentence(_saliency(0.76, 0.74))
+
+
+@pytest.mark.parametrize(("low", "high", "words"), [
+    (0.01, 0.05, "SE ahead in accuracy"), (-0.05, -0.01, "base ahead in accuracy"),
+    (-0.02, 0.03, "no difference shown in accuracy")])  # fmt: skip
+def test_pooled_sentence_follows_the_interval(low, high, words):
+    diff = {"difference": (low + high) / 2, "low": low, "high": high, "images": 309,
+            "clusters": 306}  # fmt: skip
+    auc = {"auc_a": 0.99, "auc_b": 0.98, "difference": 0.01, "low": -0.01, "high": 0.02}
+    res = {"split": "paper", "seeds": [42, 43], "accuracy_se": 0.9, "accuracy_base": 0.9,
+           "accuracy": diff, "auc": auc}  # fmt: skip
+    sentence = findings.pooled_sentence(res)
+    assert words in sentence and "no difference shown in macro AUC" in sentence
+    assert "306 duplicate clusters of 309 test images" in sentence

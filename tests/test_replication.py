@@ -2,7 +2,7 @@
 
 The runs here are written by hand (predictions chosen image by image), so
 every summary, test and difference has a value worked out in the comments.
-The real-data results committed under ``results/scratch`` are checked at the end.
+The real-data results committed under ``results/`` are checked at the end.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainlib import evaluation, replication
+from brainlib import evaluation, findings, replication
 from brainlib import runs as runs_mod
 from brainlib.config import CLASSES, ConfigError, load_profile
 from brainlib.data.splits import split_csv_text
@@ -235,7 +235,7 @@ def test_distance_from_the_paper(grid):
 
 
 def test_the_pages_sentences_on_the_hand_made_grid(grid):
-    from brainlib import findings, paper
+    from brainlib import paper
 
     _, _, out = grid
     frame = replication.load(out)
@@ -261,13 +261,13 @@ def test_the_pages_sentences_on_the_hand_made_grid(grid):
 # --------------------------------------------------------------- the committed results
 
 
-COMMITTED = ROOT / replication.RESULTS_DIR / replication.REPLICATION_PROFILE
+COMMITTED = ROOT / replication.RESULTS_DIR / replication.EARLIER_PROFILE  # the 64 px grid
 
 
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="no committed replication results")
 def test_committed_results_are_complete_and_consistent():
     frame = replication.load(COMMITTED)
-    profile = load_profile(replication.REPLICATION_PROFILE)
+    profile = load_profile(replication.EARLIER_PROFILE)
     expected = {(s, d, v) for s, d in runs_mod.grid(profile) for v in ("se", "base")}
     assert set(zip(frame["split"], frame["seed"], frame["model"], strict=True)) >= expected
     assert replication.check_metrics(COMMITTED) == len(frame)
@@ -327,6 +327,12 @@ def test_convergence_rule_by_hand():
     assert not still_improving["converged"] and "last epoch (3)" in still_improving["reason"]
     unfitted = runs_mod.convergence(_rows([0.9, 0.5, 0.6], [0.7, 0.85, 0.99]))
     assert not unfitted["converged"] and "0.850, below 0.95" in unfitted["reason"]
+    # the best weights' accuracy on the training images, when measured, is what is judged
+    fitted = runs_mod.convergence(_rows([0.9, 0.5, 0.6], [0.7, 0.85, 0.99]), fitted_accuracy=0.97)
+    assert fitted["converged"] and fitted["logged_train_accuracy"] == 0.85
+    assert fitted["train_accuracy"] == 0.97
+    short = runs_mod.convergence(_rows([0.9, 0.5, 0.6], [0.7, 0.96, 0.99]), fitted_accuracy=0.9)
+    assert not short["converged"] and "of the best weights is 0.900" in short["reason"]
     with pytest.raises(runs_mod.RunError):
         runs_mod.convergence([])
 
@@ -344,6 +350,68 @@ def test_export_carries_the_earlier_stages_of_a_progressive_run(grid, tmp_path):
     copied = sorted(p.name for p in (out / "stages" / "low" / final.name).iterdir())
     assert copied == ["history.csv", "log.txt", "run.json"]
     assert replication.check_metrics(out) == 8  # the stages are not runs of the grid
+    whole = replication.full_history(out, out / final.name)  # the stage's 2 epochs, then 2 more
+    assert list(whole["epoch"]) == [1, 2, 3, 4] and list(whole["accuracy"]) == [0.5, 0.7] * 2
+    assert replication.stage_minutes(out, final.name) == {"low": 1.0}  # 60 s
+    frame = replication.load(out)
+    table = replication.convergence_table(out, frame).set_index(["split", "model", "seed"])
+    assert table.loc[("paper", "se", 1), "stages"] == 2
+    assert table.loc[("paper", "se", 1), "minutes_all_stages"] == pytest.approx(2.0)
+    schedule = replication.schedule_table(out, frame)
+    assert schedule["runs"].sum() == 9 and schedule["seconds_per_epoch"].iloc[0] == 30
+
+
+def test_pooled_se_against_base_by_hand(grid):
+    _, _, out = grid
+    r = replication.pooled_se_vs_base(out, replication.load(out), "paper", n_resamples=200)
+    # SE misses nothing, then A: 15 of 16 image-seeds; base misses A, B then A, C: 12 of 16
+    assert r["seeds"] == [1, 2]
+    assert (r["accuracy_se"], r["accuracy_base"]) == pytest.approx((15 / 16, 12 / 16))
+    assert r["accuracy"]["difference"] == pytest.approx(3 / 16)
+    assert (
+        r["accuracy"]["clusters"] == 8 and r["accuracy"]["low"] <= 3 / 16 <= r["accuracy"]["high"]
+    )
+    # seed 1, seed 2, the majority vote: a 1-1 tie goes to the larger mean probability, here
+    # equal too (0.4 each), so to the first class: A stays right for SE and wrong for base,
+    # while base's split votes on B and C come out right
+    assert list(r["mcnemar"]["only_a_right"]) == [2, 1, 1]
+    assert r["per_class"].loc["glioma_tumor", "difference"] == pytest.approx(0.5)
+    sentence = findings.pooled_sentence(r)
+    assert "SE - base = +18.8 points" in sentence and "pooled over 2 seeds (1, 2)" in sentence
+
+
+def test_leakage_on_a_fixed_test_set_by_hand(grid):
+    _, _, out = grid
+    frame = replication.load(out)
+    # the hand-made grid's "grouped" runs share the paper split's test images: use them as
+    # the runs without the copies. SE: A (the one duplicate) right 1 of 2 times either way;
+    # the 7 others: all right with the copies, C and D missed by both seeds without.
+    table, seeds = replication.leakage(out, frame, "se", "paper", "grouped", n_resamples=200)
+    assert seeds == [1, 2]
+    assert table.loc["duplicate in training", "difference"] == pytest.approx(0.0)
+    assert table.loc["no duplicate in training", "difference"] == pytest.approx(2 / 7)
+    did = table.loc["leakage effect (difference of differences)", "difference"]
+    assert did == pytest.approx(-2 / 7)
+    sentence = findings.leakage_sentence("se", table, seeds)
+    assert "Difference of the differences: -28.6 points" in sentence
+    with pytest.raises(replication.ReplicationError, match="dedup"):
+        replication.leakage(out, frame, "se")  # no dedup runs in this grid
+
+
+def test_convergence_table_reads_fit_json_where_exported(grid):
+    _, _, out = grid
+    (out / "se-paper-seed1" / "fit.json").write_text(json.dumps({"train_accuracy": 0.99}))
+    table = replication.convergence_table(out, replication.load(out))
+    table = table.set_index(["split", "model", "seed"])
+    # the hand-made histories end at their lowest validation loss: none converged
+    assert not table["converged"].any()
+    assert table.loc[("paper", "se", 1), "fitted_accuracy"] == 0.99
+    assert np.isnan(table.loc[("paper", "se", 2), "fitted_accuracy"])
+    sentence = findings.convergence_sentence(table.reset_index())
+    assert sentence.startswith("0 of 8 runs meet") and "measured for 1 of them" in sentence
+    assert "Not converged: se-paper-seed1 (its best validation loss is at its last epoch (2))" in (
+        sentence
+    )
 
 
 CONVERGED = ROOT / replication.RESULTS_DIR / "real224"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,3 +277,50 @@ def test_progressive_resizing_starts_each_stage_from_the_last(tmp_path, monkeypa
     start = load_trained_model(low)
     high = load_trained_model(result.folder)
     assert [w.shape for w in start.get_weights()] == [w.shape for w in high.get_weights()]
+
+
+def test_fit_accuracy_scores_the_training_images_once_and_names_a_changed_one(smoke_runs, tmp_path):
+    from brainlib.data.splits import read_split_csv
+    from brainlib.evaluation import EvaluationError, fit_accuracy
+
+    runs, _ = smoke_runs
+    folder = tmp_path / "se"
+    shutil.copytree(runs["se"].folder, folder)
+    fit = fit_accuracy(folder)
+    train = [r for r in read_split_csv(folder / "split.csv") if r["split"] == "train"]
+    assert fit["n_train"] == len(train) and 0 <= fit["train_accuracy"] <= 1
+    share = sum(fit["train_recall"][c] * sum(r["class"] == c for r in train)
+                for c in fit["train_recall"]) / len(train)  # fmt: skip
+    assert share == pytest.approx(fit["train_accuracy"])
+    (folder / "fit.json").write_text(json.dumps({**fit, "train_accuracy": 2.0}))
+    assert fit_accuracy(folder)["train_accuracy"] == 2.0  # made once, read back
+    data = tmp_path / "data"
+    shutil.copytree(json.loads((folder / "run.json").read_text())["data_root"], data)
+    (data / train[0]["path"]).write_bytes(b"not the image the run trained on")
+    changed = re.escape(train[0]["path"])
+    with pytest.raises(EvaluationError, match=rf"(?s)train images of .*{changed}: content differs"):
+        fit_accuracy(folder, data_dir=data, force=True)
+
+
+def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
+    """On the smoke model (32 px: post_relu is 1x1, so every heatmap is flat) the numbers
+    can be checked exactly: a flat heatmap's energy in the brain is the brain's area."""
+    from brainlib import analysis, evaluation
+    from brainlib.replication import OPTIONAL_ARTIFACTS
+
+    runs, _ = smoke_runs
+    folder = tmp_path / "se"
+    shutil.copytree(runs["se"].folder, folder)
+    evaluation.evaluate_run(folder, n_resamples=50)
+    result = analysis.analyse_run(folder, seed=0)
+    sal = json.loads((folder / "saliency.json").read_text())
+    assert sal["cells"] == 1 and sal["images"] == len(evaluation.read_predictions(folder))
+    assert sal["energy_in_brain"]["random"]["mean"] == pytest.approx(sal["brain_area"]["mean"])
+    frame = evaluation.read_predictions(folder)
+    accuracy = float((frame["class"] == frame["predicted"]).mean())
+    for method, curve in sal["deletion"].items():
+        assert curve["fraction"][0] == 0.0 and set(curve) >= {"accuracy", "area"}, method
+        # nothing blanked: the test accuracy again (same weights, float32, <= 1 near-tie)
+        assert abs(curve["accuracy"][0] - accuracy) <= 1 / sal["images"] + 1e-9
+    assert result["fit"] == json.loads((folder / "fit.json").read_text())
+    assert all((folder / a).is_file() for a in OPTIONAL_ARTIFACTS)
