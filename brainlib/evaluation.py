@@ -52,6 +52,10 @@ class EvaluationError(RuntimeError):
 def split_rows(folder: Path, subset: str = "test") -> list[dict]:
     from brainlib.data.splits import read_split_csv
 
+    try:
+        runs.require_complete(folder)
+    except runs.RunError as err:
+        raise EvaluationError(str(err)) from err
     path = folder / runs.SPLIT_CSV
     if not path.is_file():
         raise EvaluationError(f"{folder}: no split.csv (not a run folder, or an unfinished one)")
@@ -66,11 +70,7 @@ def checked_data_root(folder: Path, rows: list[dict], data_dir=None) -> Path:
     against the split's sha256, so predictions never come from other data."""
     from brainlib.data.layout import sha256_file
 
-    try:
-        meta = runs.require_complete(folder)
-    except runs.RunError as err:
-        raise EvaluationError(str(err)) from err
-    root = Path(data_dir) if data_dir else Path(meta["data_root"])
+    root = Path(data_dir) if data_dir else Path(runs.read_meta(folder)["data_root"])
     problems = []
     for r in rows:
         path = root / r["path"]

@@ -295,6 +295,9 @@ def _mean_interval(values, seed: int, n_resamples: int) -> dict:
     from scipy.stats import bootstrap
 
     values = np.asarray(values, float)
+    if len(values) < 2:  # nothing to resample
+        mean = float(values.mean()) if len(values) else float("nan")
+        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan")}
     res = bootstrap((values,), np.mean, n_resamples=n_resamples, method="percentile",
                     random_state=np.random.default_rng(seed))  # fmt: skip
     ci = res.confidence_interval
