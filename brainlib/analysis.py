@@ -8,8 +8,9 @@ that :func:`brainlib.replication.export` carries:
   (:func:`brainlib.evaluation.fit_accuracy`), which the convergence rule reads;
 - ``saliency.json``: what the Grad-CAM heatmaps look at, in numbers
   (:func:`brainlib.gradcam.saliency_summary`);
-- ``figures/figure5_gradcam.png``: the paper's Figure 5 for this run, a correct and a
-  wrong test image of every class where there is one.
+- ``figures/figure5_gradcam.jpg``: the paper's Figure 5 for this run, a correct and a
+  wrong test image of every class where there is one (JPEG at 100 dpi: about a tenth
+  of the PNG, for a grid whose every run commits one).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def analyse_run(folder: str | Path, data_dir: str | Path | None = None, seed: in
     folder = Path(folder)
     fit = evaluation.fit_accuracy(folder, data_dir, force=force)
     out = folder / runs.SALIENCY_JSON
-    png = folder / runs.FIGURES / f"{FIGURE5}.png"
-    if out.is_file() and png.is_file() and not force:
+    jpg = folder / runs.FIGURES / f"{FIGURE5}.jpg"
+    if out.is_file() and jpg.is_file() and not force:
         return {"fit": fit, "saliency": read_json(out)}
     frame = evaluation.read_predictions(folder)
     root = evaluation.checked_data_root(folder, evaluation.split_rows(folder, "test"), data_dir)
@@ -42,7 +43,9 @@ def analyse_run(folder: str | Path, data_dir: str | Path | None = None, seed: in
     variant = runs.read_meta(folder)["variant"]
     items = gradcam.gallery_items(model, frame, root, gradcam.pick_gallery(frame, 1, seed))
     title = f"Figure 5. Grad-CAM and Grad-CAM++: {plots.MODEL_LABEL[variant]}"
-    plots.save(plots.gradcam_figure(items, title), folder / runs.FIGURES, FIGURE5)
+    fig = plots.gradcam_figure(items, title)
+    jpg.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(jpg, dpi=100, bbox_inches="tight", pil_kwargs={"quality": 85})
     return {"fit": fit, "saliency": summary}
 
 

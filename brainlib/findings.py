@@ -226,10 +226,12 @@ def localisation_sentence(summary) -> str:
 # ------------------------------------------------------------------ the converged grid
 
 
-def _interval(r: dict, scale: float = 100.0, unit: str = " points") -> str:
-    return (
-        f"{scale * r['difference']:+.1f}{unit} [{scale * r['low']:+.1f}, {scale * r['high']:+.1f}]"
-    )
+def _interval(r: dict, points: bool = True) -> str:
+    """``+x.x points [a, b]`` for a difference of proportions, ``+0.xxx [a, b]`` for AUCs."""
+    d, lo, hi = r["difference"], r["low"], r["high"]
+    if points:
+        return f"{100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+    return f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 def _direction(r: dict, a: str, b: str) -> str:
@@ -278,7 +280,7 @@ def pooled_sentence(res: dict) -> str:
         f"against {res['accuracy_base']:.3f} (base): SE - base = {_interval(acc)} (95% paired "
         f"bootstrap over {acc['clusters']} duplicate clusters of {acc['images']} test images). "
         f"Macro AUC of the seed-averaged probabilities {auc['auc_a']:.3f} against "
-        f"{auc['auc_b']:.3f}: {_interval(auc, 1.0, '')}."
+        f"{auc['auc_b']:.3f}: {_interval(auc, points=False)}."
     )
 
 

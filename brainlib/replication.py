@@ -42,7 +42,12 @@ EARLIER_PROFILE = "scratch"
 #: What a run contributes to ``results/``: provenance, curves, predictions, metrics, log.
 ARTIFACTS = (runs.RUN_JSON, runs.HISTORY_CSV, PREDICTIONS_CSV, METRICS_JSON, runs.LOG_TXT)
 #: Copied when there (``brainlib analyse`` makes them where the weights are).
-OPTIONAL_ARTIFACTS = (runs.FIT_JSON, runs.SALIENCY_JSON, f"{runs.FIGURES}/figure5_gradcam.png")
+OPTIONAL_ARTIFACTS = (
+    runs.FIT_JSON,
+    runs.SALIENCY_JSON,
+    f"{runs.FIGURES}/figure5_gradcam.png",
+    f"{runs.FIGURES}/figure5_gradcam.jpg",
+)
 
 
 class ReplicationError(RuntimeError):

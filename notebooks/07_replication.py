@@ -266,8 +266,9 @@ for v in config.VARIANTS:
     m = evaluation.read_metrics(have[v]) if v in have else None
     glue(f"real_fig4_{v}", plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])
          if m else Markdown(f"(no {plots.MODEL_LABEL[v]} run yet)"), display=False)  # fmt: skip
-    png = have[v] / "figure5_gradcam.png" if v in have else None
-    glue(f"real_fig5_{v}", Image(filename=str(png)) if png and png.is_file() else
+    drawn = [have[v] / f"figure5_gradcam.{e}" for e in ("jpg", "png")] if v in have else []
+    drawn = [f for f in drawn if f.is_file()]
+    glue(f"real_fig5_{v}", Image(filename=str(drawn[0])) if drawn else
          Markdown("(no Grad-CAM figure exported)"), display=False)  # fmt: skip
 stages = hist[next(iter(hist))].groupby("stage", sort=False)["epoch"].max()
 glue("stage_ends", ", ".join(f"{e} ({s})" for s, e in stages.items()), display=False)

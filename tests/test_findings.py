@@ -119,3 +119,4 @@ def test_pooled_sentence_follows_the_interval(low, high, words):
     sentence = findings.pooled_sentence(res)
     assert words in sentence and "no difference shown in macro AUC" in sentence
     assert "306 duplicate clusters of 309 test images" in sentence
+    assert "0.990 against 0.980: +0.010 [-0.010, +0.020]" in sentence

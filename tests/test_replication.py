@@ -429,8 +429,14 @@ def test_committed_real224_runs_are_consistent_and_say_whether_they_converged():
         assert meta["profile"]["image_size"] == 224 and meta["status"] == "complete"
         same_split = profile.replace(split=meta["profile"]["split"]).to_dict()
         assert runs_mod.training_fields_changed(meta["profile"], same_split) == []
-        verdict = runs_mod.convergence(runs_mod.read_history_rows(folder))
+        fit = json.loads((folder / "fit.json").read_text())  # brainlib analyse, before export
+        split_csv = (CONVERGED / "splits" / f"{fit['split']}.csv").read_text().splitlines()
+        assert fit["n_train"] == sum(line.endswith(",train") for line in split_csv)
+        verdict = runs_mod.convergence(runs_mod.read_history_rows(folder), fit["train_accuracy"])
         assert verdict["best_epoch"] == meta["best_epoch"]
+        saliency = json.loads((folder / "saliency.json").read_text())
+        assert saliency["cells"] == 7 and saliency["images"] == len(
+            evaluation.read_predictions(folder))  # fmt: skip
         stages = [CONVERGED / "stages" / p / folder.name for p in ("real64", "real128")]
         assert all((s / "history.csv").is_file() for s in stages)
     assert not list(CONVERGED.rglob("*.h5"))

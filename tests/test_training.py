@@ -323,4 +323,6 @@ def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
         # nothing blanked: the test accuracy again (same weights, float32, <= 1 near-tie)
         assert abs(curve["accuracy"][0] - accuracy) <= 1 / sal["images"] + 1e-9
     assert result["fit"] == json.loads((folder / "fit.json").read_text())
-    assert all((folder / a).is_file() for a in OPTIONAL_ARTIFACTS)
+    made = ("fit.json", "saliency.json", "figures/figure5_gradcam.jpg")
+    assert all((folder / a).is_file() for a in made)
+    assert set(made) <= set(OPTIONAL_ARTIFACTS)  # export carries them
