@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 SHARED_DATA := $(abspath ../shared/data/brain-tumors-256x256)
 export BRAINLIB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA))
 
-.PHONY: all venv test lint format book results converged lock clean-venv clean bench
+.PHONY: all venv test lint format book results converged converged-results lock clean-venv clean bench
 
 all: test
 
@@ -55,6 +55,13 @@ results: $(STAMP)
 GRID ?= paper:42 dedup:42 paper:43 paper:44 dedup:43 dedup:44 grouped:42 grouped:43 grouped:44
 converged: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH scripts/train_grid.sh real224 _build/real224/runs "$(GRID)"
+
+# The finished runs of that grid -> results/real224/: predictions and metrics, then what
+# needs the weights (fit.json, saliency.json, Figure 5; minutes per run), then the export.
+converged-results: $(STAMP)
+	$(BIN)/brainlib evaluate --profile real224 --runs _build/real224/runs --partial $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BIN)/brainlib analyse --profile real224 --runs _build/real224/runs --partial $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BIN)/brainlib export --profile real224 --runs _build/real224/runs --partial
 
 # The versions the book environment (core + cpu + book) resolves to, for every platform
 # and Python 3.11/3.12; tests/test_project.py checks it against pyproject's pins.

@@ -440,3 +440,22 @@ def test_committed_real224_runs_are_consistent_and_say_whether_they_converged():
         stages = [CONVERGED / "stages" / p / folder.name for p in ("real64", "real128")]
         assert all((s / "history.csv").is_file() for s in stages)
     assert not list(CONVERGED.rglob("*.h5"))
+
+
+@pytest.mark.skipif(not CONVERGED.is_dir(), reason="no committed real224 runs yet")
+def test_the_readmes_real224_results_are_the_committed_ones():
+    frame = replication.load(CONVERGED)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    planned = 2 * len(runs_mod.grid(load_profile("real224")))
+    assert f"{len(frame)} of its {planned} runs are committed so far" in readme
+    fits = replication.convergence_table(CONVERGED, frame)
+    for value in fits["fitted_accuracy"]:
+        assert f"{value:.3f}" in readme
+    if replication.paired_seeds(frame, "paper"):
+        r = replication.pooled_se_vs_base(CONVERGED, frame, "paper", n_resamples=2000)
+        acc = r["accuracy"]
+        assert f"SE - base = {100 * acc['difference']:.1f} points" in readme.replace("\n  ", " ")
+        assert f"[{100 * acc['low']:+.1f}, {100 * acc['high']:+.1f}]" in readme
+    sal = replication.saliency_table(frame)
+    for area in sal.loc[sal["method"] == "gradcam", "deletion_area"]:
+        assert f"{area:.3f}" in readme
