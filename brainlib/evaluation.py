@@ -86,6 +86,15 @@ def checked_data_root(folder: Path, rows: list[dict], data_dir=None) -> Path:
     return root
 
 
+def predict_split(folder: Path, subset: str, data_dir=None, batch_size: int = 32):
+    """The run's best model on one subset of its split (images checked against their sha256)."""
+    rows = split_rows(folder, subset)
+    root = checked_data_root(folder, rows, data_dir)
+    model = runs.load_trained_model(folder)
+    return predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
+                          batch_size)  # fmt: skip
+
+
 def predict_run(
     folder: str | Path, data_dir: str | Path | None = None, batch_size: int = 32, force=False
 ):
@@ -100,11 +109,7 @@ def predict_run(
     out = folder / PREDICTIONS
     if out.is_file() and not force:
         return read_predictions(folder)
-    rows = split_rows(folder, "test")
-    root = checked_data_root(folder, rows, data_dir)
-    model = runs.load_trained_model(folder)
-    frame = predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
-                           batch_size)  # fmt: skip
+    frame = predict_split(folder, "test", data_dir, batch_size)
     atomic_write_text(out, frame.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
     return frame
 
@@ -123,11 +128,7 @@ def fit_accuracy(folder: str | Path, data_dir: str | Path | None = None, batch_s
     out = folder / runs.FIT_JSON
     if out.is_file() and not force:
         return read_json(out)
-    rows = split_rows(folder, "train")
-    root = checked_data_root(folder, rows, data_dir)
-    model = runs.load_trained_model(folder)
-    frame = predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
-                           batch_size)  # fmt: skip
+    frame = predict_split(folder, "train", data_dir, batch_size)
     hit = frame["class"] == frame["predicted"]
     result = {
         **runs.identity(runs.read_meta(folder)),
