@@ -305,6 +305,19 @@ def leakage_sentence(model: str, table, seeds) -> str:
     )
 
 
+def compared_runs_caveat(table) -> str:
+    """Names the runs of a comparison (rows of :func:`brainlib.replication.convergence_table`)
+    that do not meet the convergence rule; empty when all do."""
+    bad = table[~table["converged"]]
+    if bad.empty:
+        return ""
+    names = "; ".join(f"{r.model}-{r.split}-seed{r.seed}: {r.reason}" for r in bad.itertuples())
+    return (
+        f"Not every run compared has converged ({names}), so this measures what the copies "
+        "are worth to a model that has not fully fitted its training images."
+    )
+
+
 def saliency_sentence(table) -> str:
     """What the real-data heatmaps look at (:func:`brainlib.replication.saliency_table`),
     averaged over runs per model: energy in the brain and deletion area against random."""

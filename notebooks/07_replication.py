@@ -192,7 +192,10 @@ for m in config.VARIANTS:
     except replication.ReplicationError as err:
         display(Markdown(f"- **{plots.MODEL_LABEL[m]}**: not measured yet ({err})."))
         continue
-    display(Markdown(f"- {findings.leakage_sentence(m, table, seeds_used)}"))
+    compared = conv[(conv["model"] == m) & conv["split"].isin(["paper", "dedup"])
+                    & conv["seed"].isin(seeds_used)]  # fmt: skip
+    caveat = findings.compared_runs_caveat(compared)
+    display(Markdown(f"- {findings.leakage_sentence(m, table, seeds_used)} {caveat}"))
     leak_rows.append(table.assign(model=m))
 if leak_rows:
     display(pd.concat(leak_rows).round(4))

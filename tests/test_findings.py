@@ -120,3 +120,14 @@ def test_pooled_sentence_follows_the_interval(low, high, words):
     assert words in sentence and "no difference shown in macro AUC" in sentence
     assert "306 duplicate clusters of 309 test images" in sentence
     assert "0.990 against 0.980: +0.010 [-0.010, +0.020]" in sentence
+
+
+def test_compared_runs_caveat_names_the_unconverged_runs():
+    table = pd.DataFrame({"model": ["se", "se"], "split": ["paper", "dedup"], "seed": [42, 42],
+                          "converged": [True, False],
+                          "reason": ["converged", "training accuracy of the best weights is "
+                                     "0.940, below 0.95"]})  # fmt: skip
+    caveat = findings.compared_runs_caveat(table)
+    assert "se-dedup-seed42: training accuracy of the best weights is 0.940" in caveat
+    assert "se-paper" not in caveat
+    assert findings.compared_runs_caveat(table.assign(converged=True)) == ""
