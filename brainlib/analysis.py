@@ -39,8 +39,9 @@ def analyse_run(folder: str | Path, data_dir: str | Path | None = None, seed: in
     root = evaluation.checked_data_root(folder, evaluation.split_rows(folder, "test"), data_dir)
     model = runs.load_trained_model(folder, float32=True)  # scipy upsamples the maps
     summary = gradcam.saliency_summary(model, frame, root, seed=seed)
-    atomic_write_json(out, {**runs.identity(runs.read_meta(folder)), **summary})
-    variant = runs.read_meta(folder)["variant"]
+    meta = runs.read_meta(folder)
+    atomic_write_json(out, {**runs.identity(meta), **summary})
+    variant = meta["variant"]
     items = gradcam.gallery_items(model, frame, root, gradcam.pick_gallery(frame, 1, seed))
     title = f"Figure 5. Grad-CAM and Grad-CAM++: {plots.MODEL_LABEL[variant]}"
     fig = plots.gradcam_figure(items, title)
