@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from brainlib.config import load_profile
 from brainlib.plots import MODEL_LABEL
 
@@ -143,6 +145,38 @@ def split_difference_sentence(model: str, row) -> str:
         f"against {row['grouped_split']:.3f} on the grouped split: {pts(row['split_difference'])} "
         f"(paired by seed, {n_of(seeds, 'seed')}{spread(row['sd'], lo, hi, seeds)})."
     )
+
+
+def split_by_image_sentence(model: str, table) -> str:
+    """The split difference image by image (:func:`brainlib.replication.
+    split_difference_by_image`): all test images, then only those with no duplicate
+    anywhere, and how much of a shown difference those keep (what leakage cannot explain)."""
+    every = table.loc[(model, "all test images")]
+    alone = table.loc[(model, "no duplicate anywhere")]
+
+    def numbers(r):
+        lo, hi = 100 * r["low"], 100 * r["high"]
+        return (f"{r['paper_split']:.3f} against {r['grouped_split']:.3f}, "
+                f"{pts(r['difference'])} [{lo:+.1f}, {hi:+.1f}]")  # fmt: skip
+
+    if every["low"] > 0:
+        verdict = "higher on the paper's split"
+    elif every["high"] < 0:
+        verdict = "lower on the paper's split"
+    else:
+        verdict = "no split difference shown"
+    text = (
+        f"**{MODEL_LABEL[model]}, image by image** ({n_of(int(every['seeds']), 'seed')} pooled; "
+        f"unpaired bootstrap over each test set's duplicate clusters): {verdict}, "
+        f"{numbers(every)}. On the {int(alone['paper_images'])} and "
+        f"{int(alone['grouped_images'])} test images with no duplicate anywhere in the data, "
+        f"where leakage is impossible: {numbers(alone)}"
+    )
+    if verdict != "no split difference shown" and alone["difference"] * every["difference"] > 0:
+        share = min(alone["difference"] / every["difference"], 1.0)
+        text += (f"; {100 * share:.0f}% of the difference remains there, so that much is not "
+                 "leakage but the two splits holding different images")  # fmt: skip
+    return text + "."
 
 
 def duplicate_sentence(model: str, by_dup) -> str:
@@ -318,32 +352,60 @@ def compared_runs_caveat(table) -> str:
     )
 
 
+def deletion_verdict(gaps) -> str:
+    """How a heatmap's deletion area compares with random heatmaps', from the per-run gaps
+    (random area minus the heatmap's; positive: accuracy falls faster). The verdict rests
+    on the spread over runs (a 95% t-interval), so a single run gets none."""
+    from scipy import stats
+
+    g = np.asarray(gaps, dtype=float)
+    if len(g) < 2:
+        return f"{g.mean():+.3f} below random in the one run; a verdict needs two runs"
+    half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))
+    lo, hi = g.mean() - half, g.mean() + half
+    if lo > 0:
+        word = "accuracy falls faster: the heatmap finds pixels the model relies on"
+    elif hi < 0:
+        word = "accuracy falls slower than with random heatmaps"
+    else:
+        word = "no faster than random shown"
+    return (f"{word}; random minus heatmap {g.mean():+.3f}, 95% t-interval over "
+            f"{len(g)} runs [{lo:+.3f}, {hi:+.3f}]")  # fmt: skip
+
+
 def saliency_sentence(table) -> str:
     """What the real-data heatmaps look at (:func:`brainlib.replication.saliency_table`),
-    averaged over runs per model: energy in the brain and deletion area against random."""
+    averaged over runs per model: energy in the brain and deletion area against random,
+    the deletion verdict from the spread of the per-run gaps (:func:`deletion_verdict`)."""
     out = []
     for model, rows in table.groupby("model", sort=False):
         m = rows.groupby("method").mean(numeric_only=True)
         rand = m.loc["random"]
+        per_run = rows.pivot_table(index=["split", "seed"], columns="method",
+                                   values="deletion_area")  # fmt: skip
         parts = []
         for method in ("gradcam", "gradcam++"):
             if method not in m.index:
                 continue
             r = m.loc[method]
             inside = r["energy_in_brain"] - rand["energy_in_brain"]
-            faster = rand["deletion_area"] - r["deletion_area"]
+            gaps = (per_run["random"] - per_run[method]).dropna()
             parts.append(
                 f"{method}: {100 * r['energy_in_brain']:.1f}% of the heatmap inside the brain "
                 f"({pts(inside)} against random heatmaps), deletion area {r['deletion_area']:.3f} "
-                f"against {rand['deletion_area']:.3f} ("
-                + ("accuracy falls faster: the heatmap finds pixels the model relies on"
-                   if faster > 0.02 else "no faster than random")
-                + ")"
-            )  # fmt: skip
-        runs_n = rows[["split", "seed"]].drop_duplicates().shape[0]
+                f"against {rand['deletion_area']:.3f} ({deletion_verdict(gaps)})"
+            )
+        runs_n = len(per_run)
         brain = 100 * rand["brain_area"]
         out.append(f"- **{MODEL_LABEL[model]}** ({n_of(runs_n, 'run')}, brain {brain:.1f}% of "
                    "the image): " + "; ".join(parts) + ".")  # fmt: skip
+    if table["model"].nunique() > 1:  # the question is the heatmap's, not the model's
+        per_run = table.pivot_table(index=["model", "split", "seed"], columns="method",
+                                    values="deletion_area")  # fmt: skip
+        both = [f"{method}: {deletion_verdict((per_run['random'] - per_run[method]).dropna())}"
+                for method in ("gradcam", "gradcam++") if method in per_run]  # fmt: skip
+        out.append(f"- **Both models' runs together** ({n_of(len(per_run), 'run')}): "
+                   + "; ".join(both) + ".")  # fmt: skip
     return "\n".join(out)
 
 

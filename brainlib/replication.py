@@ -13,8 +13,9 @@ artifacts of those runs (never weights) into ``results/<profile>/``::
 :func:`load` reads them back, checking each file, and the functions below
 answer the questions the paper leaves open: does SE beat base across seeds
 (:func:`se_vs_base`), how far apart are the paper's split and a split that
-keeps duplicates together (:func:`split_difference`: a difference of test
-sets, not a measure of leakage), how do test images with a duplicate in
+keeps duplicates together (:func:`split_difference` by seed,
+:func:`split_difference_by_image` by test image: a difference of test sets,
+not a measure of leakage), how do test images with a duplicate in
 training fare (:func:`accuracy_by_duplicate`), and how far are the
 runs from the paper's numbers (:func:`distance_from_paper`).
 """
@@ -333,6 +334,58 @@ def split_difference(frame, metric: str = "accuracy"):
             }
         )
     return pd.DataFrame(rows).set_index("model")
+
+
+def split_difference_by_image(root: str | Path, frame, model: str, n_resamples: int = 2000,
+                               seed: int = 0):  # fmt: skip
+    """Paper split minus grouped split for ``model``, image by image, on all test images and
+    on those with no duplicate anywhere in the data (where leakage is impossible).
+
+    Each split's test images are scored by the share of the common seeds that
+    classify them correctly; the two test sets hold different images, so the
+    interval is an unpaired bootstrap that resamples each split's duplicate
+    clusters on its own (:func:`brainlib.pooled.two_sample_difference`).
+    Rows ``all test images`` and ``no duplicate anywhere``; the seeds used are
+    in the ``seeds`` column.
+    """
+    import pandas as pd
+
+    from brainlib import pooled as pl
+
+    sub = frame[frame["model"] == model]
+    seeds = sorted(set(sub.loc[sub["split"] == "paper", "seed"])
+                   & set(sub.loc[sub["split"] == "grouped", "seed"]))  # fmt: skip
+    if not seeds:
+        raise ReplicationError(f"{root}: no seed has a {model} run on both the paper and the "
+                               "grouped split")  # fmt: skip
+    scores = {}
+    for split in ("paper", "grouped"):
+        preds = {k: v for k, v in run_predictions(frame, split, (model,)).items() if k[1] in seeds}
+        table = pl.per_image(preds)
+        dups = duplicate_table(root, split)
+        sizes = dups.groupby("cluster")["split"].transform("size")
+        missing = [p for p in table.index if p not in dups.index]
+        if missing:
+            raise ReplicationError(f"{root}: test images not in the {split} split's flags: "
+                                   f"{missing[:3]}")  # fmt: skip
+        alone = (sizes.loc[table.index] == 1).to_numpy()
+        scores[split] = (table[f"correct_{model}"].to_numpy(),
+                         test_clusters(root, split, table.index), alone)  # fmt: skip
+    rows = []
+    for name, only_alone in (("all test images", False), ("no duplicate anywhere", True)):
+        args = []
+        for split in ("paper", "grouped"):
+            correct, clusters, alone = scores[split]
+            keep = alone if only_alone else np.ones_like(alone)
+            args.append((correct[keep], clusters[keep]))
+        r = pl.two_sample_difference(args[0][0], args[1][0], args[0][1], args[1][1],
+                                     n_resamples=n_resamples, seed=seed)  # fmt: skip
+        rows.append({"model": model, "images": name, "seeds": len(seeds),
+                     "paper_images": r["images_a"], "grouped_images": r["images_b"],
+                     "grouped_clusters": r["clusters_b"], "paper_split": args[0][0].mean(),
+                     "grouped_split": args[1][0].mean(), "difference": r["difference"],
+                     "low": r["low"], "high": r["high"]})  # fmt: skip
+    return pd.DataFrame(rows).set_index(["model", "images"])
 
 
 def duplicate_flags(root: str | Path, split: str) -> dict[str, str]:

@@ -77,34 +77,40 @@ def test_localisation_sentence_follows_the_ratio_to_random():
     assert "gradcam finds the lesion:" in findings.localisation_sentence(summary(0.09))
 
 
-def _saliency(gradcam_energy, gradcam_area, random_area=0.75):
+def _saliency(gradcam_energy, gradcam_areas, random_area=0.75):
+    """One run per gradcam area given (seeds 42, 43, ...); Grad-CAM++ deletes like random."""
     rows = []
-    for method, energy, area in (
-        ("gradcam", gradcam_energy, gradcam_area),
-        ("gradcam++", 0.66, random_area),
-        ("random", 0.66, random_area),
-    ):
-        rows.append(
-            {
-                "split": "paper",
-                "model": "se",
-                "seed": 42,
-                "method": method,
-                "energy_in_brain": energy,
-                "brain_area": 0.66,
-                "deletion_area": area,
-            }
-        )
-    return pd.DataFrame(rows)  # fmt: skip
+    for i, gradcam_area in enumerate(gradcam_areas):
+        for method, energy, area in (
+            ("gradcam", gradcam_energy, gradcam_area),
+            ("gradcam++", 0.66, random_area),
+            ("random", 0.66, random_area),
+        ):
+            rows.append({"split": "paper", "model": "se", "seed": 42 + i, "method": method,
+                         "energy_in_brain": energy, "brain_area": 0.66,
+                         "deletion_area": area})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def test_saliency_sentence_sets_each_heatmap_against_random():
-    sentence = findings.saliency_sentence(_saliency(0.76, 0.59))
+    sentence = findings.saliency_sentence(_saliency(0.76, [0.58, 0.60]))
+    assert "(2 runs, brain 66.0% of the image)" in sentence
     assert "gradcam: 76.0% of the heatmap inside the brain (+10.0 points" in sentence
     assert "deletion area 0.590 against 0.750 (accuracy falls faster" in sentence
     assert "gradcam++: 66.0% of the heatmap inside the brain (+0.0 points" in sentence
-    assert "no faster than random" in sentence  # gradcam++ here deletes like random
-    assert "accuracy falls faster" not in findings.saliency_sentence(_saliency(0.76, 0.74))
+    assert "no faster than random shown" in sentence  # gradcam++ here deletes like random
+
+
+@pytest.mark.parametrize(("gaps", "words"), [
+    ([0.16, 0.18, 0.15], "accuracy falls faster"),
+    ([0.20, -0.15], "no faster than random shown"),  # mean +0.025 but the runs disagree
+    ([-0.05, -0.06, -0.055], "accuracy falls slower"),
+    ([0.16], "in the one run; a verdict needs two runs")])  # fmt: skip
+def test_the_deletion_verdict_rests_on_the_spread_over_runs(gaps, words):
+    verdict = findings.deletion_verdict(gaps)
+    assert words in verdict
+    if len(gaps) > 1:
+        assert f"over {len(gaps)} runs" in verdict
 
 
 @pytest.mark.parametrize(("low", "high", "words"), [
@@ -131,3 +137,30 @@ def test_compared_runs_caveat_names_the_unconverged_runs():
     assert "se-dedup-seed42: training accuracy of the best weights is 0.940" in caveat
     assert "se-paper" not in caveat
     assert findings.compared_runs_caveat(table.assign(converged=True)) == ""
+
+
+def _by_image(low, high, alone_diff):
+    idx = pd.MultiIndex.from_tuples([("se", "all test images"), ("se", "no duplicate anywhere")],
+                                    names=["model", "images"])  # fmt: skip
+    return pd.DataFrame({"seeds": [4, 4], "paper_images": [309, 224], "grouped_images": [311, 219],
+                         "paper_split": [0.746, 0.766], "grouped_split": [0.658, 0.692],
+                         "difference": [0.088, alone_diff], "low": [low, 0.014],
+                         "high": [high, 0.132]}, index=idx)  # fmt: skip
+
+
+def test_split_by_image_sentence_says_how_much_is_not_leakage():
+    sentence = findings.split_by_image_sentence("se", _by_image(0.032, 0.146, 0.074))
+    assert "higher on the paper's split, 0.746 against 0.658, +8.8 points [+3.2, +14.6]" in sentence
+    assert "On the 224 and 219 test images with no duplicate anywhere" in sentence
+    assert "84% of the difference remains there" in sentence
+    unshown = findings.split_by_image_sentence("se", _by_image(-0.01, 0.146, 0.074))
+    assert "no split difference shown" in unshown and "remains there" not in unshown
+
+
+def test_saliency_sentence_pools_both_models_runs_for_the_heatmaps_verdict():
+    se = _saliency(0.76, [0.58, 0.60])
+    table = pd.concat([se, se.assign(model="base", deletion_area=se["deletion_area"] - 0.01)])
+    last = findings.saliency_sentence(table).splitlines()[-1]
+    assert last.startswith("- **Both models' runs together** (4 runs): gradcam: accuracy falls")
+    assert "gradcam++: no faster than random shown" in last
+    assert "Both models" not in findings.saliency_sentence(se)

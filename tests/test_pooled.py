@@ -103,3 +103,20 @@ def test_leakage_effect_is_the_difference_of_differences():
     effect = out.loc["leakage effect (difference of differences)"]
     assert effect["difference"] == pytest.approx(0.4)
     assert effect["low"] == pytest.approx(0.4) and effect["high"] == pytest.approx(0.4)
+
+
+def test_two_sample_difference_resamples_each_sets_clusters_on_its_own():
+    a = np.array([1.0] * 10 + [0.0] * 10)  # two clusters of ten copies: right, wrong
+    b = np.array([1.0, 0.0] * 10)  # twenty independent images, half right
+    by_image = pooled.two_sample_difference(a, b, n_resamples=500)
+    by_cluster = pooled.two_sample_difference(a, b, np.repeat([0, 1], 10), n_resamples=500)
+    assert by_image["difference"] == by_cluster["difference"] == 0.0
+    assert (by_cluster["clusters_a"], by_cluster["clusters_b"]) == (2, 20)
+    # a resampled mean is 0, 0.5 or 1 when whole clusters are drawn: a much wider interval
+    assert by_cluster["high"] - by_cluster["low"] > by_image["high"] - by_image["low"] + 0.3
+    assert by_cluster["low"] <= -0.5 and by_cluster["high"] >= 0.5
+    assert np.isnan(pooled.two_sample_difference(a, b, np.zeros(20))["low"])  # one cluster
+    same = pooled.two_sample_difference(np.ones(5), np.ones(7), n_resamples=100)
+    assert (same["low"], same["high"]) == (0.0, 0.0)
+    with pytest.raises(pooled.PoolingError, match="non-empty"):
+        pooled.two_sample_difference([], b)

@@ -217,6 +217,27 @@ def test_split_difference_paired_by_seed(grid):
     assert leak.loc["base", "grouped_split"] == pytest.approx((0.5 + 0.625) / 2)
 
 
+def test_split_difference_image_by_image_and_where_no_copy_exists(grid):
+    _, _, out = grid
+    frame = replication.load(out)
+    t = pd.concat([replication.split_difference_by_image(out, frame, m, n_resamples=200)
+                   for m in ("se", "base")])  # fmt: skip
+    # SE, share of seeds right per image: paper A 0.5, rest 1 -> 7.5/8; grouped A 0.5, C and
+    # D 0 -> 5.5/8. A (a copy of G_0) is the one test image in a duplicate cluster.
+    se = t.loc[("se", "all test images")]
+    assert (se["paper_split"], se["grouped_split"]) == pytest.approx((7.5 / 8, 5.5 / 8))
+    assert se["difference"] == pytest.approx(0.25) and se["seeds"] == 2
+    alone = t.loc[("se", "no duplicate anywhere")]
+    assert (alone["paper_images"], alone["grouped_images"]) == (7, 7)
+    assert alone["difference"] == pytest.approx(1 - 5 / 7)
+    base = t.loc[("base", "no duplicate anywhere")]  # paper: B, C 0.5 -> 6/7; grouped 4/7
+    assert base["difference"] == pytest.approx(2 / 7)
+    assert (t["low"] <= t["difference"]).all() and (t["difference"] <= t["high"]).all()
+    sentence = findings.split_by_image_sentence("se", t)
+    assert "0.938 against 0.688, +25.0 points" in sentence
+    assert "On the 7 and 7 test images with no duplicate anywhere" in sentence
+
+
 def test_accuracy_on_test_images_with_a_duplicate_in_train(grid):
     _, _, out = grid
     by = replication.accuracy_by_duplicate(out, "paper")
