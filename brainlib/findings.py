@@ -360,7 +360,7 @@ def deletion_verdict(gaps) -> str:
 
     g = np.asarray(gaps, dtype=float)
     if len(g) < 2:
-        return f"{g.mean():+.3f} below random in the one run; a verdict needs two runs"
+        return f"random minus heatmap {g.mean():+.3f} in the one run; a verdict needs two runs"
     half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))
     lo, hi = g.mean() - half, g.mean() + half
     if lo > 0:

@@ -362,15 +362,10 @@ def split_difference_by_image(root: str | Path, frame, model: str, n_resamples: 
     for split in ("paper", "grouped"):
         preds = {k: v for k, v in run_predictions(frame, split, (model,)).items() if k[1] in seeds}
         table = pl.per_image(preds)
+        clusters = test_clusters(root, split, table.index)  # names test images it lacks
         dups = duplicate_table(root, split)
-        sizes = dups.groupby("cluster")["split"].transform("size")
-        missing = [p for p in table.index if p not in dups.index]
-        if missing:
-            raise ReplicationError(f"{root}: test images not in the {split} split's flags: "
-                                   f"{missing[:3]}")  # fmt: skip
-        alone = (sizes.loc[table.index] == 1).to_numpy()
-        scores[split] = (table[f"correct_{model}"].to_numpy(),
-                         test_clusters(root, split, table.index), alone)  # fmt: skip
+        alone = dups.groupby("cluster")["split"].transform("size").loc[table.index] == 1
+        scores[split] = (table[f"correct_{model}"].to_numpy(), clusters, alone.to_numpy())
     rows = []
     for name, only_alone in (("all test images", False), ("no duplicate anywhere", True)):
         args = []
