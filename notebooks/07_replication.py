@@ -212,36 +212,28 @@ if leak_rows:
 # anywhere in the data show how much of the difference remains where leakage
 # is impossible.
 
-
 # %% tags=["hide-input"]
-def split_difference_report(root, grid):
-    """Both views of the split difference of one exported grid, as sentences and a table."""
-    by_seed = replication.split_difference(grid)
-    by_image = pd.concat([replication.split_difference_by_image(root, grid, m,
-                                                                prof["bootstrap_resamples"])
-                          for m in config.VARIANTS])  # fmt: skip
-    lines = [
-        f"- {findings.split_difference_sentence(m, r)} "
-        f"{findings.split_by_image_sentence(m, by_image)}"
-        for m, r in by_seed.iterrows()
-    ]
-    return "\n".join(lines), by_image
-
-
-if {"paper", "grouped"} <= set(splits):
-    text, by_image = split_difference_report(
-        results_dir, frame[frame["split"].isin(["paper", "grouped"])]
-    )
+at_224 = {"paper", "grouped"} <= set(splits)
+split_dir = results_dir if at_224 else earlier_dir
+split_grid = (
+    frame[frame["split"].isin(["paper", "grouped"])] if at_224 else replication.load(split_dir)
+)
+by_seed = replication.split_difference(split_grid)
+by_image = pd.concat([replication.split_difference_by_image(split_dir, split_grid, m,
+                                                            prof["bootstrap_resamples"])
+                      for m in config.VARIANTS])  # fmt: skip
+text = "\n".join(f"- {findings.split_difference_sentence(m, r)} "
+                 f"{findings.split_by_image_sentence(m, by_image)}"
+                 for m, r in by_seed.iterrows())  # fmt: skip
+if at_224:
     display(Markdown(text))
 else:
-    earlier = replication.load(earlier_dir)
-    eprof = replication.profile_of(earlier_dir)
-    text, by_image = split_difference_report(earlier_dir, earlier)
+    eprof = replication.profile_of(split_dir)
     display(Markdown(
-        f"No 224 px run on the grouped split is committed yet. The earlier grid "
-        f"(`{Path(earlier_dir).name}`: {int(eprof['image_size'])} px, at most "
-        f"{eprof['max_epochs']} epochs, {earlier['seed'].nunique()} seeds per split) gives:\n\n"
-        + text + "\n\n" + findings.fit_sentence(earlier, paper.reported()["training"])
+        f"No 224 px run on the grouped split is committed yet. The earlier split_grid "
+        f"(`{Path(split_dir).name}`: {int(eprof['image_size'])} px, at most "
+        f"{eprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) gives:\n\n"
+        + text + "\n\n" + findings.fit_sentence(split_grid, paper.reported()["training"])
     ))  # fmt: skip
 display(by_image.round(4))
 
