@@ -15,6 +15,7 @@ import numpy as np
 
 from brainlib.config import load_profile
 from brainlib.plots import MODEL_LABEL
+from brainlib.statistics import t_interval
 
 #: Training accuracy that counts as "fits its training images" (the paper's SE
 #: model passed it by epoch 5).
@@ -356,13 +357,10 @@ def deletion_verdict(gaps) -> str:
     """How a heatmap's deletion area compares with random heatmaps', from the per-run gaps
     (random area minus the heatmap's; positive: accuracy falls faster). The verdict rests
     on the spread over runs (a 95% t-interval), so a single run gets none."""
-    from scipy import stats
-
     g = np.asarray(gaps, dtype=float)
     if len(g) < 2:
         return f"random minus heatmap {g.mean():+.3f} in the one run; a verdict needs two runs"
-    half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g))
-    lo, hi = g.mean() - half, g.mean() + half
+    lo, hi = t_interval(g)
     if lo > 0:
         word = "accuracy falls faster: the heatmap finds pixels the model relies on"
     elif hi < 0:
@@ -378,11 +376,12 @@ def saliency_sentence(table) -> str:
     averaged over runs per model: energy in the brain and deletion area against random,
     the deletion verdict from the spread of the per-run gaps (:func:`deletion_verdict`)."""
     out = []
+    areas = table.pivot_table(index=["model", "split", "seed"], columns="method",
+                              values="deletion_area")  # fmt: skip
     for model, rows in table.groupby("model", sort=False):
         m = rows.groupby("method").mean(numeric_only=True)
         rand = m.loc["random"]
-        per_run = rows.pivot_table(index=["split", "seed"], columns="method",
-                                   values="deletion_area")  # fmt: skip
+        per_run = areas.loc[model]
         parts = []
         for method in ("gradcam", "gradcam++"):
             if method not in m.index:
@@ -400,11 +399,9 @@ def saliency_sentence(table) -> str:
         out.append(f"- **{MODEL_LABEL[model]}** ({n_of(runs_n, 'run')}, brain {brain:.1f}% of "
                    "the image): " + "; ".join(parts) + ".")  # fmt: skip
     if table["model"].nunique() > 1:  # the question is the heatmap's, not the model's
-        per_run = table.pivot_table(index=["model", "split", "seed"], columns="method",
-                                    values="deletion_area")  # fmt: skip
-        both = [f"{method}: {deletion_verdict((per_run['random'] - per_run[method]).dropna())}"
-                for method in ("gradcam", "gradcam++") if method in per_run]  # fmt: skip
-        out.append(f"- **Both models' runs together** ({n_of(len(per_run), 'run')}): "
+        both = [f"{method}: {deletion_verdict((areas['random'] - areas[method]).dropna())}"
+                for method in ("gradcam", "gradcam++") if method in areas]  # fmt: skip
+        out.append(f"- **Both models' runs together** ({n_of(len(areas), 'run')}): "
                    + "; ".join(both) + ".")  # fmt: skip
     return "\n".join(out)
 

@@ -33,7 +33,7 @@ from brainlib.evaluation import labels_and_proba, read_metrics, read_predictions
 from brainlib.fileio import atomic_write_text
 from brainlib.paper import headline
 from brainlib.runs import METRICS_JSON, PREDICTIONS_CSV, read_history
-from brainlib.statistics import compare_models
+from brainlib.statistics import compare_models, t_interval
 
 #: Where exported results live, and the profile whose results the book shows beside the paper.
 RESULTS_DIR = "results"
@@ -212,16 +212,6 @@ def profile_of(root: str | Path) -> dict:
 # ---------------------------------------------------------------------------- answers
 
 
-def _t_interval(values, level: float = 0.95) -> tuple[float, float]:
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return (float("nan"), float("nan"))
-    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
-    return (float(v.mean() - half), float(v.mean() + half))
-
-
 def summary(frame):
     """Mean, sd (over seeds), min and max of accuracy and macro AUC per split and model."""
     g = frame.groupby(["split", "model"], sort=False)
@@ -287,7 +277,7 @@ def paired_over_seeds(per_seed, column: str = "difference"):
 
     rows = []
     for split, g in per_seed.groupby("split", sort=False):
-        lo, hi = _t_interval(g[column])
+        lo, hi = t_interval(g[column])
         rows.append(
             {
                 "split": split,
@@ -320,7 +310,7 @@ def split_difference(frame, metric: str = "accuracy"):
                 "the split difference needs runs on both the paper and the grouped split"
             )
         d = (sub["paper"] - sub["grouped"]).dropna()
-        lo, hi = _t_interval(d)
+        lo, hi = t_interval(d)
         rows.append(
             {
                 "model": model,

@@ -42,6 +42,17 @@ def two_proportion_ztest(
     return float(z), float(p)
 
 
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """Student's t interval for the mean of ``values`` (NaNs for fewer than two)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return (float("nan"), float("nan"))
+    half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+    return (float(v.mean() - half), float(v.mean() + half))
+
+
 def reconstruct_paper_ztests(alpha: float = 0.05):
     """The paper's z-tests redone from its own Tables 1-2 and class sizes.
 
