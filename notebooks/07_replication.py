@@ -213,7 +213,9 @@ if leak_rows:
 # is impossible.
 
 # %% tags=["hide-input"]
-at_224 = {"paper", "grouped"} <= set(splits)
+# 224 px once every model has run on both splits; until then the earlier grid
+at_224 = all({"paper", "grouped"} <= set(frame.loc[frame["model"] == m, "split"])
+             for m in config.VARIANTS)  # fmt: skip
 split_dir = results_dir if at_224 else earlier_dir
 split_grid = (
     frame[frame["split"].isin(["paper", "grouped"])] if at_224 else replication.load(split_dir)
@@ -230,7 +232,7 @@ if at_224:
 else:
     eprof = replication.profile_of(split_dir)
     display(Markdown(
-        f"No 224 px run on the grouped split is committed yet. The earlier split_grid "
+        f"The grouped split has no 224 px run of both models yet. The earlier grid "
         f"(`{Path(split_dir).name}`: {int(eprof['image_size'])} px, at most "
         f"{eprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) gives:\n\n"
         + text + "\n\n" + findings.fit_sentence(split_grid, paper.reported()["training"])
