@@ -340,17 +340,21 @@ def leakage_sentence(model: str, table, seeds) -> str:
     )
 
 
-def compared_runs_caveat(table) -> str:
+LEAKAGE_CONSEQUENCE = (
+    "so this measures what the copies are worth to a model that has not fully fitted its "
+    "training images"
+)
+
+
+def compared_runs_caveat(table, consequence: str = LEAKAGE_CONSEQUENCE) -> str:
     """Names the runs of a comparison (rows of :func:`brainlib.replication.convergence_table`)
-    that do not meet the convergence rule; empty when all do."""
+    that do not meet the convergence rule, then what that means for the comparison
+    (``consequence``, a clause); empty when all do."""
     bad = table[~table["converged"]]
     if bad.empty:
         return ""
     names = "; ".join(f"{r.model}-{r.split}-seed{r.seed}: {r.reason}" for r in bad.itertuples())
-    return (
-        f"Not every run compared has converged ({names}), so this measures what the copies "
-        "are worth to a model that has not fully fitted its training images."
-    )
+    return f"Not every run compared has converged ({names}), {consequence}."
 
 
 def deletion_verdict(gaps) -> str:

@@ -309,14 +309,15 @@ def split_difference(frame, metric: str = "accuracy"):
             raise ReplicationError(
                 "the split difference needs runs on both the paper and the grouped split"
             )
-        d = (sub["paper"] - sub["grouped"]).dropna()
+        both = sub[["paper", "grouped"]].dropna()  # the seeds run on both splits
+        d = both["paper"] - both["grouped"]
         lo, hi = t_interval(d)
         rows.append(
             {
                 "model": model,
                 "seeds": len(d),
-                "paper_split": sub["paper"].mean(),
-                "grouped_split": sub["grouped"].mean(),
+                "paper_split": both["paper"].mean(),
+                "grouped_split": both["grouped"].mean(),
                 "split_difference": d.mean(),
                 "sd": d.std(ddof=1),
                 "ci_low": lo,

@@ -228,7 +228,12 @@ text = "\n".join(f"- {findings.split_difference_sentence(m, r)} "
                  f"{findings.split_by_image_sentence(m, by_image)}"
                  for m, r in by_seed.iterrows())  # fmt: skip
 if at_224:
-    display(Markdown(text))
+    compared = conv[
+        conv["split"].isin(["paper", "grouped"])
+        & conv["seed"].isin(split_grid.loc[split_grid["split"] == "grouped", "seed"])
+    ]
+    display(Markdown(text + "\n\n" + findings.compared_runs_caveat(
+        compared, "so part of the difference may be how far each run got")))  # fmt: skip
 else:
     eprof = replication.profile_of(split_dir)
     display(Markdown(

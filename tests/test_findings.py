@@ -136,6 +136,9 @@ def test_compared_runs_caveat_names_the_unconverged_runs():
     caveat = findings.compared_runs_caveat(table)
     assert "se-dedup-seed42: training accuracy of the best weights is 0.940" in caveat
     assert "se-paper" not in caveat
+    assert caveat.endswith("has not fully fitted its training images.")
+    other = findings.compared_runs_caveat(table, "so the gap may be how far each run got")
+    assert other.endswith("below 0.95), so the gap may be how far each run got.")
     assert findings.compared_runs_caveat(table.assign(converged=True)) == ""
 
 

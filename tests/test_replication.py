@@ -268,6 +268,15 @@ def test_the_pages_sentences_on_the_hand_made_grid(grid):
     assert "+25.0 points (paired by seed" in findings.split_difference_sentence(
         "se", leak.loc["se"]
     )
+    # a seed without its grouped run leaves the means too, not only the difference
+    seeds = sorted(frame["seed"].unique())
+    one = replication.split_difference(
+        frame[~((frame["split"] == "grouped") & (frame["seed"] == seeds[-1]))]
+    ).loc["se"]
+    paper_of = frame[(frame["model"] == "se") & (frame["split"] == "paper")].set_index("seed")
+    assert one["seeds"] == len(seeds) - 1
+    assert one["paper_split"] == pytest.approx(paper_of.loc[seeds[:-1], "accuracy"].mean())
+    assert one["paper_split"] - one["grouped_split"] == pytest.approx(one["split_difference"])
     dist = replication.distance_from_paper(frame)
     assert "accuracy 0.938 against the paper's 0.984 (-4.6 points)" in findings.distance_sentence(
         "se", dist.loc["se"]
