@@ -210,39 +210,44 @@ if leak_rows:
 # views: by seed (each seed's two runs share their initial weights and batch
 # order), and image by image, where the test images that have no duplicate
 # anywhere in the data show how much of the difference remains where leakage
-# is impossible.
+# is impossible. The earlier 64 px grid, whose runs had not fitted their
+# training images, follows for contrast.
 
 # %% tags=["hide-input"]
-# 224 px once every model has run on both splits; until then the earlier grid
+# 224 px once every model has run on both splits; the earlier grid after it, for contrast
 at_224 = all({"paper", "grouped"} <= set(frame.loc[frame["model"] == m, "split"])
              for m in config.VARIANTS)  # fmt: skip
-split_dir = results_dir if at_224 else earlier_dir
-split_grid = (
-    frame[frame["split"].isin(["paper", "grouped"])] if at_224 else replication.load(split_dir)
-)
-by_seed = replication.split_difference(split_grid)
-by_image = pd.concat([replication.split_difference_by_image(split_dir, split_grid, m,
-                                                            prof["bootstrap_resamples"])
-                      for m in config.VARIANTS])  # fmt: skip
-text = "\n".join(f"- {findings.split_difference_sentence(m, r)} "
-                 f"{findings.split_by_image_sentence(m, by_image)}"
-                 for m, r in by_seed.iterrows())  # fmt: skip
-if at_224:
-    compared = conv[
-        conv["split"].isin(["paper", "grouped"])
-        & conv["seed"].isin(split_grid.loc[split_grid["split"] == "grouped", "seed"])
-    ]
-    display(Markdown(text + "\n\n" + findings.compared_runs_caveat(
-        compared, "so part of the difference may be how far each run got")))  # fmt: skip
-else:
-    eprof = replication.profile_of(split_dir)
-    display(Markdown(
-        f"The grouped split has no 224 px run of both models yet. The earlier grid "
-        f"(`{Path(split_dir).name}`: {int(eprof['image_size'])} px, at most "
-        f"{eprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) gives:\n\n"
-        + text + "\n\n" + findings.fit_sentence(split_grid, paper.reported()["training"])
-    ))  # fmt: skip
-display(by_image.round(4))
+earlier = replication.load(earlier_dir)
+views = [(results_dir, frame[frame["split"].isin(["paper", "grouped"])])] if at_224 else []
+views.append((earlier_dir, earlier))
+for split_dir, split_grid in views:
+    by_seed = replication.split_difference(split_grid)
+    by_image = pd.concat([replication.split_difference_by_image(split_dir, split_grid, m,
+                                                                prof["bootstrap_resamples"])
+                          for m in config.VARIANTS])  # fmt: skip
+    text = "\n".join(f"- {findings.split_difference_sentence(m, r)} "
+                     f"{findings.split_by_image_sentence(m, by_image)}"
+                     for m, r in by_seed.iterrows())  # fmt: skip
+    if split_dir == results_dir:
+        compared = conv[conv["split"].isin(["paper", "grouped"])
+                        & conv["seed"].isin(split_grid.loc[split_grid["split"] == "grouped",
+                                                           "seed"])]  # fmt: skip
+        display(Markdown(text + "\n\n" + findings.compared_runs_caveat(
+            compared, "so part of the difference may be how far each run got")))  # fmt: skip
+    else:
+        eprof = replication.profile_of(split_dir)
+        lead = (
+            "For contrast, the earlier grid"
+            if at_224
+            else "The grouped split has no 224 px run of both models yet. The earlier grid"
+        )
+        display(Markdown(
+            f"{lead} (`{Path(split_dir).name}`: {int(eprof['image_size'])} px, at most "
+            f"{eprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) "
+            "gives:\n\n" + text + "\n\n"
+            + findings.fit_sentence(split_grid, paper.reported()["training"])
+        ))  # fmt: skip
+    display(by_image.round(4))
 
 # %% [markdown]
 # ### How far from the paper's fine-tuned models?
