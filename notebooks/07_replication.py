@@ -214,36 +214,34 @@ if leak_rows:
 # training images, follows for contrast.
 
 # %% tags=["hide-input"]
-# 224 px once every model has run on both splits; the earlier grid after it, for contrast
-at_224 = all({"paper", "grouped"} <= set(frame.loc[frame["model"] == m, "split"])
-             for m in config.VARIANTS)  # fmt: skip
-earlier = replication.load(earlier_dir)
-views = [(results_dir, frame[frame["split"].isin(["paper", "grouped"])])] if at_224 else []
-views.append((earlier_dir, earlier))
+# this grid once every model has run on both splits; the earlier grid after it, for contrast
+both_splits = all({"paper", "grouped"} <= set(frame.loc[frame["model"] == m, "split"])
+                  for m in config.VARIANTS)  # fmt: skip
+views = [(committed, frame[frame["split"].isin(["paper", "grouped"])])] if both_splits else []
+if not views or Path(earlier_dir).resolve() != committed.resolve():
+    views.append((Path(earlier_dir), replication.load(earlier_dir)))
 for split_dir, split_grid in views:
+    gprof = replication.profile_of(split_dir)  # each grid's intervals from its own profile
     by_seed = replication.split_difference(split_grid)
     by_image = pd.concat([replication.split_difference_by_image(split_dir, split_grid, m,
-                                                                prof["bootstrap_resamples"])
+                                                                gprof["bootstrap_resamples"])
                           for m in config.VARIANTS])  # fmt: skip
     text = "\n".join(f"- {findings.split_difference_sentence(m, r)} "
                      f"{findings.split_by_image_sentence(m, by_image)}"
                      for m, r in by_seed.iterrows())  # fmt: skip
-    if split_dir == results_dir:
+    if split_dir is committed:
         compared = conv[conv["split"].isin(["paper", "grouped"])
                         & conv["seed"].isin(split_grid.loc[split_grid["split"] == "grouped",
                                                            "seed"])]  # fmt: skip
         display(Markdown(text + "\n\n" + findings.compared_runs_caveat(
             compared, "so part of the difference may be how far each run got")))  # fmt: skip
     else:
-        eprof = replication.profile_of(split_dir)
-        lead = (
-            "For contrast, the earlier grid"
-            if at_224
-            else "The grouped split has no 224 px run of both models yet. The earlier grid"
-        )
+        lead = ("For contrast, the earlier grid" if both_splits else
+                f"The grouped split has no {int(prof['image_size'])} px run of both models yet. "
+                "The earlier grid")  # fmt: skip
         display(Markdown(
-            f"{lead} (`{Path(split_dir).name}`: {int(eprof['image_size'])} px, at most "
-            f"{eprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) "
+            f"{lead} (`{split_dir.name}`: {int(gprof['image_size'])} px, at most "
+            f"{gprof['max_epochs']} epochs, {split_grid['seed'].nunique()} seeds per split) "
             "gives:\n\n" + text + "\n\n"
             + findings.fit_sentence(split_grid, paper.reported()["training"])
         ))  # fmt: skip
