@@ -1,8 +1,9 @@
 """The ``brainlib`` command line (also ``python -m brainlib``).
 
-Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``run``, ``phantoms``,
-``manifest``. Each data command takes a folder in the Kaggle layout, or none
-to use the profile's data (phantoms for ``demo``/``smoke``;
+Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``evaluate``,
+``analyse``, ``export``, ``run``, ``stand-in-weights``, ``phantoms``, ``manifest``
+(``brainlib COMMAND --help`` says what each does). Each data command takes a folder in
+the Kaggle layout, or none to use the profile's data (phantoms for ``demo``/``smoke``;
 ``$BRAINLIB_DATA_DIR`` or a Kaggle download for ``paper``).
 """
 
@@ -13,6 +14,7 @@ import errno
 import json
 import sys
 import warnings
+from pathlib import Path
 
 from brainlib import __version__
 from brainlib.config import (
@@ -248,7 +250,7 @@ def _evaluate_external(args, profile) -> int:
 
     results = evaluate_grid_external(
         profile, args.runs, args.external, args.class_map, args.name, args.data_dir,
-        on_bad="skip" if args.skip_bad else "raise",
+        on_bad="skip" if args.skip_bad else "raise", partial=args.partial,
     )  # fmt: skip
     overlaps = {}
     for (split, seed, variant), m in results.items():
@@ -275,19 +277,27 @@ def _evaluate_external(args, profile) -> int:
 
 def draw_replication_figure(root):
     """``<root>/replication_runs.png``: every exported run's test accuracy (README, book)."""
-    from brainlib import plots, replication
+    from brainlib import plots, results
 
-    fig = plots.replication_runs(replication.load(root))
+    fig = plots.replication_runs(results.load(root))
     return plots.save(fig, root, "replication_runs")[0]
 
 
 def cmd_export(args) -> int:
-    from brainlib.replication import check_metrics, export
+    from brainlib import answers
+    from brainlib.results import REPLICATION_PROFILE, check_metrics, export
 
     profile = _profile(args)
-    out = export(args.runs, profile, args.out, partial=args.partial)
+    out = export(args.runs, profile, args.out, partial=args.partial, replace=args.replace)
     print(f"{check_metrics(out)} runs -> {out}")
     print(f"figure: {draw_replication_figure(out)}")
+    readme = Path(args.readme) if args.readme else None
+    if readme is None and profile.name == REPLICATION_PROFILE and Path("README.md").is_file():
+        readme = Path("README.md")
+    if readme is not None:
+        block = answers.readme_block(answers.Grid.open(out))
+        changed = answers.write_readme_block(readme, block)
+        print(f"{readme}: results block {'rewritten' if changed else 'unchanged'}")
     return 0
 
 
@@ -432,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="runs", help="root of the run folders (default: runs)")
     p.add_argument("--out", default="results", help="results root (default: results)")
     p.add_argument("--partial", action="store_true", help="export the grid's completed runs so far")
+    p.add_argument("--replace", action="store_true",
+                   help="drop the runs committed before (default: add to them, replacing "
+                        "runs of the same name)")  # fmt: skip
+    p.add_argument("--readme", default=None,
+                   help="rewrite this README's results block from the answers (default: "
+                        "README.md for the replication profile)")  # fmt: skip
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="execute the notebooks (papermill) and build the book")

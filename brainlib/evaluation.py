@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from brainlib import runs
-from brainlib.config import CLASSES, VARIANTS
+from brainlib.config import CLASS_LABELS, CLASSES, VARIANTS
 from brainlib.fileio import atomic_write_json, atomic_write_text, read_json
 from brainlib.runs import METRICS_JSON as METRICS_FILE
 from brainlib.runs import PREDICTIONS_CSV as PREDICTIONS
@@ -195,7 +195,9 @@ def per_class_table(y_true, proba):
     Columns: precision, recall, f1, auc (one-vs-rest), accuracy (the paper's
     column, = F1; see the module docstring), ovr_accuracy, support. The
     overall row holds macro averages of precision/recall/F1, the macro AUC,
-    the accuracy (correct / all) and, in ``auc_micro``, the micro AUC.
+    the accuracy (correct / all) and, in ``auc_micro``, the micro AUC. The macro
+    averages cover the classes present in ``y_true`` (all four on the project's own
+    test sets; an external set without normal images is averaged over three).
     """
     import pandas as pd
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
@@ -225,10 +227,11 @@ def per_class_table(y_true, proba):
     micro = (
         roc_auc_score(onehot.ravel(), proba.ravel()) if 0 < onehot.sum() < onehot.size else np.nan
     )
+    present = s > 0
     rows["overall"] = {
-        "precision": float(np.mean(p)),
-        "recall": float(np.mean(r)),
-        "f1": float(np.mean(f)),
+        "precision": float(np.mean(p[present])),
+        "recall": float(np.mean(r[present])),
+        "f1": float(np.mean(f[present])),
         "auc": float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else np.nan,
         "accuracy": accuracy_score(y, pred),
         "ovr_accuracy": np.nan,
@@ -375,6 +378,18 @@ def paper_comparison(metrics: dict, metrics_shown=("precision", "recall", "f1", 
                 }
             )
     return pd.DataFrame(rows).set_index(["group", "metric"])
+
+
+def paper_table(metrics: dict):
+    """:func:`paper_comparison` as the book shows it: human headers, three decimals, the
+    paper's missing values as a dash."""
+    from brainlib.display import table
+
+    frame = paper_comparison(metrics).reset_index()
+    frame["group"] = frame["group"].map(lambda g: CLASS_LABELS.get(g, "Overall"))
+    return table(frame, {"group": "Class", "metric": "Metric", "paper": "Paper",
+                         "replication": "Replication", "difference": "Difference",
+                         "95% CI": "95% interval"})  # fmt: skip
 
 
 def ci_table(metrics: dict, columns=("precision", "recall", "f1", "auc", "accuracy")):

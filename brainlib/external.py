@@ -40,9 +40,13 @@ def test_root(root: str | Path) -> Path:
 
 
 def load_external(root: str | Path, class_map: str | None = None, on_bad: str = "raise"):
-    """``(test folder, records)`` of an external dataset; ``class_map`` as ``FOLDER=CLASS,...``."""
+    """``(test folder, records)`` of an external dataset; ``class_map`` as ``FOLDER=CLASS,...``.
+
+    A set without some of the four classes is read with the classes it has (scored on
+    those: :func:`evaluate_external` says which metrics that leaves out)."""
     folder = test_root(root)
-    return folder, scan_dataset(folder, on_bad=on_bad, folders=parse_class_map(class_map))
+    return folder, scan_dataset(folder, on_bad=on_bad, folders=parse_class_map(class_map),
+                                missing_classes="skip")  # fmt: skip
 
 
 def _training_records(folder: Path, data_dir: str | Path) -> list[ImageRecord]:
@@ -69,13 +73,27 @@ def overlap_with_training(
     b = np.asarray([np.uint64(f.phash) for f in train], dtype=np.uint64)
     distance = np.bitwise_count(a[:, None] ^ b[None, :]).min(axis=1)
     near = [f.relpath for f, d in zip(ext, distance, strict=True) if d <= max_distance]
+    flags = {p: "near" for p in near} | {p: "exact" for p in exact}
     return {
         "images": len(records),
         "exact_duplicates_of_training": len(exact),
         "near_duplicates_of_training": len(near),  # exact ones included
         "max_distance": max_distance,
         "examples": near[:examples],
+        # per image: "exact", "near" or "none" (predictions.csv carries it)
+        "flags": {f.relpath: flags.get(f.relpath, "none") for f in ext},
     }
+
+
+def classes_left_out(records: list[ImageRecord]) -> dict:
+    """Which of the four classes an external set lacks, and what that leaves unmeasured."""
+    missing = [c for c in CLASSES if not any(r.label == c for r in records)]
+    return {
+        "classes_missing": missing,
+        "metrics_left_out": [f"{m} of {c}" for c in missing for m in ("recall", "AUC")]
+        + (["the macro averages over all four classes (they cover the classes present)"]
+           if missing else []),
+    }  # fmt: skip
 
 
 def evaluate_external(
@@ -93,13 +111,17 @@ def evaluate_external(
     model = runs.load_trained_model(folder)
     frame = predict_images(model, test_folder, [r.relpath for r in records],
                            [r.label for r in records])  # fmt: skip
+    overlap = dict(overlap) if overlap else None
+    if overlap and "flags" in overlap:
+        frame["duplicate_in_train"] = frame["path"].map(overlap.pop("flags"))
     out = folder / EXTERNAL / name
     csv_text = frame.to_csv(index=False, float_format="%.8g", lineterminator="\n")
     atomic_write_text(out / runs.PREDICTIONS_CSV, csv_text)
     result = {
         **runs.identity(meta),
         "external": {"name": name, "folder": test_folder.name,
-                     "per_class": {c: sum(r.label == c for r in records) for c in CLASSES}},
+                     "per_class": {c: sum(r.label == c for r in records) for c in CLASSES},
+                     **classes_left_out(records)},
         "overlap_with_training": overlap,
         **scores(frame, n_resamples, seed),
     }  # fmt: skip
@@ -115,8 +137,10 @@ def evaluate_grid_external(
     name: str | None = None,
     data_dir: str | Path | None = None,
     on_bad: str = "raise",
+    partial: bool = False,
 ) -> dict:
-    """:func:`evaluate_external` for every run of the profile's grid.
+    """:func:`evaluate_external` for every run of the profile's grid (its completed runs
+    with ``partial``).
 
     The overlap with training is computed once per training set (per split);
     the training images are read where the profile finds its data.
@@ -128,7 +152,7 @@ def evaluate_grid_external(
     data_root = resolve_data_dir(profile, data_dir)
     overlaps: dict[str, dict] = {}
     out = {}
-    for key, folder in runs.grid_folders(runs_root, profile).items():
+    for key, folder in runs.grid_folders(runs_root, profile, partial).items():
         split_text = (folder / runs.SPLIT_CSV).read_text(encoding="utf-8")
         if split_text not in overlaps:
             overlaps[split_text] = overlap_with_training(

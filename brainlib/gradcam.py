@@ -217,6 +217,33 @@ def localisation_summary(model, frame, root, tolerance: int = 2, seed: int = 0, 
     return pd.DataFrame(summary)
 
 
+def localisation_sentence(summary) -> str:
+    """What the heatmaps of each model find on the phantoms, against random heatmaps.
+
+    ``summary`` is :func:`brainlib.gradcam.localisation_summary` per model,
+    concatenated with the model's label as the outer index level.
+    """
+    out = []
+    for model, rows in summary.groupby(level=0, sort=False):
+        rows = rows.droplevel(0)
+        rand = rows.loc["random"]
+        best = rows.drop(index="random")["energy_in_mask"].idxmax()
+        ratio = rows.loc[best, "energy_in_mask"] / rand["energy_in_mask"]
+        verdict = (
+            "finds the lesion" if ratio >= 1.5
+            else "finds the lesion weakly" if ratio >= 1.1
+            else "does no better than random heatmaps"
+        )  # fmt: skip
+        out.append(
+            f"- **{model}**: {best} {verdict}: {100 * rows.loc[best, 'energy_in_mask']:.1f}% of "
+            f"its heatmap mass lies on the lesion against {100 * rand['energy_in_mask']:.1f}% for "
+            f"random heatmaps ({ratio:.1f} times); its peak hits the lesion in "
+            f"{100 * rows.loc[best, 'pointing_game']:.0f}% of {int(rand['images'])} images "
+            f"(random: {100 * rand['pointing_game']:.0f}%)."
+        )
+    return "\n".join(out)
+
+
 # ------------------------------------------------- what a heatmap looks at, without masks
 
 
@@ -306,20 +333,25 @@ def _mean_interval(values, seed: int, n_resamples: int) -> dict:
 
 def saliency_summary(model, frame, root, seed: int = 0, batch_size: int = 16,
                      fractions: Sequence[float] = DELETION_FRACTIONS,
-                     n_resamples: int = 2000) -> dict:  # fmt: skip
+                     n_resamples: int = 2000, sanity_images: int = 48) -> dict:  # fmt: skip
     """What the heatmaps of a real-data model look at, in numbers (no lesion masks needed).
 
     Over every image of ``frame`` (a run's predictions: path, class, predicted), the
-    heatmaps explain the predicted class. Two scores, each against
-    :func:`random_heatmaps` of the same coarseness:
+    heatmaps explain the predicted class. Scores, each against random heatmaps of the
+    same coarseness (:func:`random_heatmaps`), and against the same random heatmaps kept
+    inside the brain (``random_in_brain``: zero outside :func:`brain_mask`, so their
+    deletion blanks brain first, never the black background before it):
 
     - ``energy_in_brain``: the share of each heatmap's mass inside :func:`brain_mask`
       (mean over the images whose heatmap is not blank, 95% bootstrap interval, and
       the count of blank ones); a heatmap spread at random scores about the mask's
       area share (``brain_area``);
     - ``deletion``: :func:`deletion_curve` (accuracy against the true classes as the
-      most salient pixels are blanked) and its :func:`deletion_area`; lower than
-      random means the heatmap found pixels the model relies on.
+      most salient pixels are blanked) and its :func:`deletion_area`, over the
+      images on which no method's heatmap is blank (a blank heatmap orders the pixels
+      by noise): ``deletion_images`` of them. Lower than random means the heatmap
+      found pixels the model relies on;
+    - ``randomisation``: :func:`randomisation_check` on ``sanity_images`` images.
 
     JSON-ready; the images pass through the model in batches of ``batch_size``.
     """
@@ -329,29 +361,28 @@ def saliency_summary(model, frame, root, seed: int = 0, batch_size: int = 16,
 
     size = int(model.input.shape[1])
     images = load_images([str(Path(root) / p) for p in frame["path"]], size)
-    labels = [CLASSES.index(c) for c in frame["class"]]
+    labels = np.asarray([CLASSES.index(c) for c in frame["class"]])
     explained = [CLASSES.index(c) for c in frame["predicted"]]
-    cams = {
-        m: np.concatenate([heatmaps(model, images[i:i + batch_size],
-                                    explained[i:i + batch_size], m)
-                           for i in range(0, len(images), batch_size)])
-        for m in METHODS
-    }  # fmt: skip
+    cams = {m: batched_heatmaps(model, images, explained, m, batch_size) for m in METHODS}
     cells = int(model.get_layer(LAYER).output.shape[1])
-    cams["random"] = random_heatmaps(len(images), size, grid=cells, seed=seed)
     masks = np.stack([brain_mask(im) for im in images])
+    cams["random"] = random_heatmaps(len(images), size, grid=cells, seed=seed)
+    cams["random_in_brain"] = cams["random"] * masks
 
     def predict(batch):
         return model.predict(preprocess(batch), batch_size=batch_size, verbose=0)
 
+    blank = {m: ~(cams[m].reshape(len(images), -1).max(axis=1) > 0) for m in cams}
+    keep = ~np.any([blank[m] for m in METHODS], axis=0)
     energy, deletion = {}, {}
     for method, maps in cams.items():
         shares = np.array([energy_in_mask(c, m) for c, m in zip(maps, masks, strict=True)])
-        blank = np.isnan(shares)  # a heatmap that is zero everywhere points nowhere
-        energy[method] = _mean_interval(shares[~blank], seed, n_resamples)
-        energy[method]["blank_heatmaps"] = int(blank.sum())
-        curve = deletion_curve(predict, images, maps, labels, fractions, seed=seed)
+        energy[method] = _mean_interval(shares[~blank[method]], seed, n_resamples)
+        energy[method]["blank_heatmaps"] = int(blank[method].sum())
+        curve = deletion_curve(predict, images[keep], maps[keep], labels[keep], fractions,
+                               seed=seed)  # fmt: skip
         deletion[method] = {**curve.to_dict(orient="list"), "area": deletion_area(curve)}
+    pick = np.random.default_rng(seed).permutation(len(images))[:sanity_images]
     return {
         "images": len(images),
         "explained": "predicted class",
@@ -359,5 +390,100 @@ def saliency_summary(model, frame, root, seed: int = 0, batch_size: int = 16,
         "cells": cells,
         "brain_area": _mean_interval(masks.mean(axis=(1, 2)), seed, n_resamples),
         "energy_in_brain": energy,
+        "deletion_images": int(keep.sum()),
         "deletion": deletion,
+        "randomisation": randomisation_check(
+            model, images[pick], [explained[i] for i in pick], seed=seed
+        ),
     }
+
+
+def batched_heatmaps(model, images, class_indices, method: str = "gradcam",
+                     batch_size: int = 16) -> np.ndarray:  # fmt: skip
+    """:func:`heatmaps` in batches of ``batch_size`` images."""
+    return np.concatenate([heatmaps(model, images[i:i + batch_size],
+                                    class_indices[i:i + batch_size], method)
+                           for i in range(0, len(images), batch_size)])  # fmt: skip
+
+
+# ------------------------------------------------ the model-randomisation sanity check
+
+
+def top_layers(model, after: str = LAYER) -> list[str]:
+    """The names of the layers with weights after ``after`` (the SE block and the head)."""
+    names = [layer.name for layer in model.layers]
+    return [l.name for l in model.layers[names.index(after) + 1 :] if l.weights]  # noqa: E741
+
+
+def stage_layers(model, prefix: str) -> list[str]:
+    """The names of the layers with weights whose name starts with ``prefix`` (``conv5``)."""
+    return [layer.name for layer in model.layers if layer.name.startswith(prefix) and layer.weights]
+
+
+def randomised(model, layer_names: Sequence[str], seed: int = 0):
+    """A copy of ``model`` whose ``layer_names`` are re-initialised (their initialisers,
+    seeded; BatchNorm back to identity statistics) and every other layer keeps its
+    trained weights: the cascading model randomisation of Adebayo et al. (2018)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    fresh = keras.models.clone_model(model)  # new layers, freshly initialised
+    fresh.build(model.input.shape)
+    chosen = set(layer_names)
+    unknown = chosen - {layer.name for layer in model.layers}
+    if unknown:
+        raise ValueError(f"model {model.name} has no layers {sorted(unknown)}")
+    for layer in model.layers:
+        if layer.weights and layer.name not in chosen:
+            fresh.get_layer(layer.name).set_weights(layer.get_weights())
+    return fresh
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray, step: int = 8) -> float:
+    """Spearman's rank correlation of two heatmaps, on every ``step``-th pixel (NaN when
+    one of them is constant, e.g. blank)."""
+    from scipy.stats import spearmanr
+
+    x, y = a[::step, ::step].ravel(), b[::step, ::step].ravel()
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+#: The cascade of :func:`randomisation_check`: the head (and SE block), then conv5 as well.
+RANDOMISATION_STAGES = ("top", "top+conv5")
+
+
+def randomisation_check(model, images_uint8, class_indices, seed: int = 0,
+                        method: str = "gradcam") -> dict:  # fmt: skip
+    """The model-randomisation sanity check (Adebayo et al., NeurIPS 2018): heatmaps that
+    explain a model must change when its trained weights are replaced by random ones.
+
+    The top layers (after ``post_relu``: the SE block and the head) are re-initialised,
+    then conv5 as well (cascading, top down), and the heatmaps of the same images and
+    classes are compared with the trained model's by Spearman rank correlation per image
+    (:func:`rank_correlation`). A reference: the correlation of the trained heatmaps
+    with random heatmaps of the same coarseness. Returns per stage the median and
+    quartiles over images, and how many pairs had a constant (flat or blank) map.
+    """
+    size, cells = int(model.input.shape[1]), int(model.get_layer(LAYER).output.shape[1])
+    trained = batched_heatmaps(model, images_uint8, list(class_indices), method)
+    top = top_layers(model)
+    variants = {"top": top, "top+conv5": top + stage_layers(model, "conv5") + ["post_bn"]}
+    maps = {name: batched_heatmaps(randomised(model, layers, seed), images_uint8,
+                                   list(class_indices), method)
+            for name, layers in variants.items()}  # fmt: skip
+    maps["random heatmaps"] = random_heatmaps(len(trained), size, grid=cells, seed=seed + 1)
+    out = {"method": method, "images": len(trained), "stages": {}}
+    for name, other in maps.items():
+        rho = np.array([rank_correlation(a, b) for a, b in zip(trained, other, strict=True)])
+        ok = rho[~np.isnan(rho)]
+        q = np.quantile(ok, [0.25, 0.5, 0.75]) if len(ok) else [float("nan")] * 3
+        out["stages"][name] = {
+            "layers": len(variants.get(name, [])),
+            "median_spearman": float(q[1]),
+            "quartiles": [float(q[0]), float(q[2])],
+            "compared": len(ok),
+            "constant": int(np.isnan(rho).sum()),  # a flat or blank map has no ranks
+        }
+    return out

@@ -14,7 +14,7 @@
 4. builds the Jupyter Book (``jupyter-book build -W``, warnings are errors)
    from the executed notebooks, with a banner naming the profile and the data
    on every page. The results page is a notebook too (``07_replication``): it
-   reads the committed replication under ``results/`` and this build's runs.
+   reads the committed results under ``results/`` (:mod:`brainlib.answers`).
 
 Paths handed to the notebooks are relative to ``notebooks/`` (their working
 folder), and the parameters cells are removed from the pages, so no page
@@ -39,7 +39,7 @@ import yaml
 from brainlib import __version__
 from brainlib.config import Profile, load_profile
 from brainlib.fileio import atomic_write_text
-from brainlib.replication import EARLIER_PROFILE, REPLICATION_PROFILE, RESULTS_DIR
+from brainlib.results import REPLICATION_PROFILE, RESULTS_DIR
 
 NOTEBOOKS = (
     "01_data",
@@ -150,7 +150,6 @@ def execute_notebooks(
     extra = {
         RESULTS_NOTEBOOK: {
             "results_dir": os.path.relpath(root / RESULTS_DIR / REPLICATION_PROFILE, nb_dir),
-            "earlier_dir": os.path.relpath(root / RESULTS_DIR / EARLIER_PROFILE, nb_dir),
             "figures_dir": os.path.relpath(build / "figures", nb_dir),
         }
     }
@@ -165,7 +164,8 @@ def execute_notebooks(
             if not source_path.is_file():
                 raise PipelineError(f"missing notebook source {source_path}")
             source = source_path.read_text(encoding="utf-8")
-            params = {**parameters, **extra.get(name, {})}
+            # the results page reads the committed results only, not this build's runs
+            params = extra[name] if name in extra else parameters
             key = step_key(source, params, data_hash, code_hash, upstream)
             executed = out_dir / f"{name}.ipynb"
             key_file = out_dir / f"{name}.key"
@@ -302,8 +302,8 @@ def banner(profile: Profile, data_dir: str | None, weights: str | None = None) -
         data = (f"synthetic phantoms ({profile.phantoms_per_class} per class, "
                 f"{profile.phantom_size} px, seed {profile.seed})")  # fmt: skip
         note = (
-            "the notebooks demonstrate the pipeline; the real-data results on the Results "
-            "page come from the committed runs of the scratch profile"
+            "chapters 1-6 demonstrate the pipeline on them; the Results page reads the "
+            f"committed real-data runs ({RESULTS_DIR}/{REPLICATION_PROFILE})"
         )
     else:
         data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"

@@ -133,7 +133,7 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
 def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | None = None):
     """Test accuracy of every run (one dot per seed) by split and model, with 95% CIs.
 
-    ``frame`` has one row per run (``brainlib.replication.load``); the paper's
+    ``frame`` has one row per run (``brainlib.results.load``); the paper's
     accuracies, if given, are drawn as dashed lines.
     """
     sns.set_theme(style="whitegrid", context="notebook")
@@ -266,19 +266,21 @@ def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
 def deletion_curves(table: pd.DataFrame):
     """Accuracy as the most salient pixels are blanked, per heatmap and model (mean over runs).
 
-    ``table`` is :func:`brainlib.replication.saliency_table` (its ``deletion_curve``
-    column maps blanked fraction -> accuracy).
+    ``table`` is :func:`brainlib.answers.saliency_table` (its ``curve`` column maps
+    blanked fraction -> accuracy; rows without one are skipped).
     """
     sns.set_theme(style="whitegrid", context="notebook")
     rows = [{"model": MODEL_LABEL[r.model], "heatmap": r.method, "blanked": f, "accuracy": a}
-            for r in table.itertuples() for f, a in r.deletion_curve.items()]  # fmt: skip
+            for r in table.itertuples() if isinstance(r.curve, dict)
+            for f, a in r.curve.items()]  # fmt: skip
     d = pd.DataFrame(rows)
     models = list(dict.fromkeys(d["model"]))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, model in zip(axes[0], models, strict=True):
         sns.lineplot(data=d[d["model"] == model], x="blanked", y="accuracy", hue="heatmap",
-                     hue_order=["gradcam", "gradcam++", "random"], marker="o", errorbar=None,
+                     hue_order=[h for h in ("gradcam", "gradcam++", "random", "random_in_brain")
+                                if h in set(d["heatmap"])], marker="o", errorbar=None,
                      ax=ax)  # fmt: skip
         ax.set(title=model, xlabel="share of pixels blanked (most salient first)",
                ylabel="test accuracy")  # fmt: skip

@@ -18,10 +18,7 @@ the seeds with p < 0.05 throws most of that away. Here:
 - :func:`mcnemar_by_seed` gives McNemar's test for each seed and for the
   majority vote, and :func:`per_class_tests` the per-class tests with
   Holm's correction across the four classes;
-- :func:`leakage_effect` compares a model trained with and without the
-  training duplicates of the test images, on the same test images, split by
-  whether an image had a duplicate in training: the difference of the two
-  differences is what duplicate leakage is worth;
+- what duplicate leakage is worth is in :mod:`brainlib.leakage`;
 - :func:`two_sample_difference` compares accuracies on two *different*
   test sets (the paper's split against the grouped one), resampling each
   set's duplicate clusters on its own.
@@ -105,6 +102,32 @@ def _cluster_sums(clusters, *columns):
     return [np.bincount(clusters, weights=np.asarray(c, float), minlength=k) for c in columns]
 
 
+def endpoint_mc_error(stats, level: float = 0.95, batches: int = 20) -> float:
+    """Monte Carlo standard error of a percentile interval's endpoints, from the
+    bootstrap distribution ``stats`` (batch method: the endpoints of ``batches``
+    equal parts, their spread over the square root of their number). The larger of
+    the two endpoints' errors: an endpoint printed to a digit far above it does not
+    move when the bootstrap is re-run with another seed."""
+    s = np.asarray(stats, float)
+    s = s[np.isfinite(s)]
+    if len(s) < 10 * batches:
+        return float("nan")
+    alpha = (1 - level) / 2
+    parts = np.array_split(s, batches)
+    q = np.array([np.quantile(b, [alpha, 1 - alpha]) for b in parts])
+    return float(np.max(q.std(axis=0, ddof=1) / np.sqrt(batches)))
+
+
+def minimum_detectable(low: float, high: float, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest true difference that a test at ``level`` would detect with ``power``,
+    given a ``level`` interval ``[low, high]`` (its half-width in standard errors:
+    ``(z_(1-alpha/2) + z_power) * se``)."""
+    from scipy.stats import norm
+
+    z = norm.ppf(0.5 + level / 2)
+    return float((z + norm.ppf(power)) * (high - low) / (2 * z))
+
+
 # ------------------------------------------------------------------------ differences
 
 
@@ -127,13 +150,15 @@ def paired_difference(a, b, clusters=None, n_resamples: int = 2000, seed: int = 
     d, n = _cluster_sums(clusters, a - b, np.ones_like(a))
     if len(d) < 2:  # one cluster: nothing to resample
         return {"difference": float(np.mean(a - b)), "low": float("nan"), "high": float("nan"),
-                "images": len(a), "clusters": len(d), "level": level}  # fmt: skip
+                "images": len(a), "clusters": len(d), "level": level,
+                "mc_error": float("nan")}  # fmt: skip
     res = bootstrap((d, n), lambda d, n, axis=-1: d.sum(axis) / n.sum(axis), paired=True,
                     vectorized=True, n_resamples=n_resamples, confidence_level=level,
                     method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
     low, high = res.confidence_interval
     return {"difference": float(np.mean(a - b)), "low": float(low), "high": float(high),
-            "images": len(a), "clusters": len(d), "level": level}  # fmt: skip
+            "images": len(a), "clusters": len(d), "level": level,
+            "mc_error": endpoint_mc_error(res.bootstrap_distribution, level)}  # fmt: skip
 
 
 def two_sample_difference(a, b, clusters_a=None, clusters_b=None, n_resamples: int = 2000,
@@ -153,7 +178,7 @@ def two_sample_difference(a, b, clusters_a=None, clusters_b=None, n_resamples: i
     sb, nb = _cluster_sums(cb, b, np.ones_like(b))
     out = {"difference": float(a.mean() - b.mean()), "low": float("nan"), "high": float("nan"),
            "images_a": len(a), "images_b": len(b), "clusters_a": len(sa), "clusters_b": len(sb),
-           "level": level}  # fmt: skip
+           "level": level, "mc_error": float("nan")}  # fmt: skip
     if len(sa) < 2 or len(sb) < 2:  # nothing to resample on one side
         return out
 
@@ -165,6 +190,7 @@ def two_sample_difference(a, b, clusters_a=None, clusters_b=None, n_resamples: i
                     vectorized=True, n_resamples=n_resamples, confidence_level=level,
                     method="percentile", rng=np.random.default_rng(seed))  # fmt: skip
     out["low"], out["high"] = map(float, res.confidence_interval)
+    out["mc_error"] = endpoint_mc_error(res.bootstrap_distribution, level)
     return out
 
 
@@ -179,19 +205,46 @@ def macro_auc(y, proba) -> float:
     return float(np.mean([roc_auc_score(y == k, proba[:, k]) for k in present]))
 
 
+def weighted_macro_auc(y, proba, weights) -> np.ndarray:
+    """Macro one-vs-rest AUC of ``proba`` for each row of ``weights`` (resamples x images):
+    an image drawn ``k`` times in a bootstrap resample has weight ``k``. Equal to
+    :func:`macro_auc` on the repeated images (ties count one half), computed for all
+    resamples at once from each class's sorted scores. Classes absent from a resample
+    (or from ``y``) are left out of its mean."""
+    y, proba = np.asarray(y), np.asarray(proba, float)
+    w = np.atleast_2d(np.asarray(weights, float))
+    aucs = []
+    for k in np.unique(y):
+        scores = proba[:, k]
+        levels, group = np.unique(scores, return_inverse=True)
+        onehot = np.zeros((len(scores), len(levels)))
+        onehot[np.arange(len(scores)), group] = 1
+        pos = (w * (y == k)) @ onehot  # resamples x score levels
+        neg = (w * (y != k)) @ onehot
+        below = np.cumsum(neg, axis=1) - neg
+        num = np.sum(pos * (below + 0.5 * neg), axis=1)
+        den = pos.sum(axis=1) * neg.sum(axis=1)
+        aucs.append(np.divide(num, den, out=np.full(len(w), np.nan), where=den > 0))
+    return np.nanmean(np.stack(aucs), axis=0) if aucs else np.full(len(w), np.nan)
+
+
+def cluster_weights(clusters, n_resamples: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap weights per image (resamples x images): whole clusters drawn with
+    replacement, as many as there are, each image weighted by its cluster's draws."""
+    _, ids = np.unique(np.asarray(clusters), return_inverse=True)
+    k = ids.max() + 1
+    draws = np.random.default_rng(seed).multinomial(k, np.full(k, 1 / k), size=n_resamples)
+    return draws[:, ids].astype(float)
+
+
 def auc_difference(y, proba_a, proba_b, clusters=None, n_resamples: int = 2000, seed: int = 0,
                    level: float = 0.95) -> dict:  # fmt: skip
     """Macro AUC of ``a`` minus that of ``b`` on the same images, with a paired bootstrap
     interval over images (or ``clusters``) and the share of resamples at or below zero."""
     y, proba_a, proba_b = np.asarray(y), np.asarray(proba_a, float), np.asarray(proba_b, float)
     clusters = np.arange(len(y)) if clusters is None else np.asarray(clusters)
-    members = [np.flatnonzero(clusters == c) for c in np.unique(clusters)]
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_resamples):
-        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-        stats.append(macro_auc(y[idx], proba_a[idx]) - macro_auc(y[idx], proba_b[idx]))
-    stats = np.asarray(stats)
+    w = cluster_weights(clusters, n_resamples, seed)
+    stats = weighted_macro_auc(y, proba_a, w) - weighted_macro_auc(y, proba_b, w)
     alpha = (1 - level) / 2
     auc_a, auc_b = macro_auc(y, proba_a), macro_auc(y, proba_b)
     return {
@@ -202,9 +255,36 @@ def auc_difference(y, proba_a, proba_b, clusters=None, n_resamples: int = 2000, 
         "high": float(np.nanquantile(stats, 1 - alpha)),
         "share_at_or_below_zero": float(np.mean(stats <= 0)),
         "images": len(y),
-        "clusters": len(members),
+        "clusters": len(np.unique(clusters)),
         "level": level,
+        "mc_error": endpoint_mc_error(stats, level),
     }
+
+
+def auc_interval(y, proba, clusters=None, n_resamples: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> dict:  # fmt: skip
+    """Macro AUC of ``proba`` with a bootstrap interval over images (or ``clusters``)."""
+    y = np.asarray(y)
+    clusters = np.arange(len(y)) if clusters is None else np.asarray(clusters)
+    stats = weighted_macro_auc(y, proba, cluster_weights(clusters, n_resamples, seed))
+    alpha = (1 - level) / 2
+    return {"value": macro_auc(y, proba), "low": float(np.nanquantile(stats, alpha)),
+            "high": float(np.nanquantile(stats, 1 - alpha)), "level": level,
+            "mc_error": endpoint_mc_error(stats, level)}  # fmt: skip
+
+
+def mean_interval(values, clusters=None, n_resamples: int = 2000, seed: int = 0,
+                  level: float = 0.95) -> dict:  # fmt: skip
+    """Mean of per-image ``values`` (correct 0/1, a share of seeds right) with a percentile
+    bootstrap interval over images (or ``clusters``, each mean a ratio of weighted sums)."""
+    v = np.asarray(values, float)
+    clusters = np.arange(len(v)) if clusters is None else np.asarray(clusters)
+    w = cluster_weights(clusters, n_resamples, seed)
+    stats = (w @ v) / w.sum(axis=1)
+    alpha = (1 - level) / 2
+    return {"value": float(v.mean()), "low": float(np.quantile(stats, alpha)),
+            "high": float(np.quantile(stats, 1 - alpha)), "images": len(v), "level": level,
+            "mc_error": endpoint_mc_error(stats, level)}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ tests
@@ -260,45 +340,3 @@ def per_class_tests(pooled, a: str = "se", b: str = "base", clusters=None,
     out = pd.DataFrame(rows).set_index("class")
     out["holm_p"] = holm(out["mcnemar_p"])
     return out
-
-
-def leakage_effect(with_copies, without_copies, has_duplicate, clusters=None,
-                   n_resamples: int = 2000, seed: int = 0, level: float = 0.95):  # fmt: skip
-    """What training on the duplicates of the test images is worth, on the same test images.
-
-    ``with_copies`` and ``without_copies``: per-image scores (share of seeds
-    right) of a model trained on the paper split and on the same split minus
-    the training duplicates of the test images. ``has_duplicate``: whether the
-    image had an exact or near duplicate in the paper split's training set.
-    Rows: the two groups (difference with its paired interval) and the
-    difference of the differences (its interval from the same cluster resamples).
-    """
-    import pandas as pd
-    from scipy.stats import bootstrap
-
-    a, b = np.asarray(with_copies, float), np.asarray(without_copies, float)
-    dup = np.asarray(has_duplicate, bool)
-    clusters = np.arange(len(a)) if clusters is None else np.asarray(clusters)
-    rows = []
-    for name, m in (("duplicate in training", dup), ("no duplicate in training", ~dup)):
-        if m.any():
-            r = paired_difference(a[m], b[m], clusters[m], n_resamples, seed, level)
-            rows.append({"group": name, "images": int(m.sum()), "with_copies": a[m].mean(),
-                         "without_copies": b[m].mean(), "difference": r["difference"],
-                         "low": r["low"], "high": r["high"]})  # fmt: skip
-    if dup.any() and (~dup).any():
-        d = a - b
-        sums = _cluster_sums(clusters, d * dup, dup, d * ~dup, ~dup)
-
-        def did(d1, n1, d0, n0, axis=-1):
-            return d1.sum(axis) / n1.sum(axis) - d0.sum(axis) / n0.sum(axis)
-
-        res = bootstrap(tuple(sums), did, paired=True, vectorized=True, n_resamples=n_resamples,
-                        confidence_level=level, method="percentile",
-                        rng=np.random.default_rng(seed))  # fmt: skip
-        rows.append({"group": "leakage effect (difference of differences)", "images": len(a),
-                     "with_copies": np.nan, "without_copies": np.nan,
-                     "difference": float(d[dup].mean() - d[~dup].mean()),
-                     "low": float(res.confidence_interval.low),
-                     "high": float(res.confidence_interval.high)})  # fmt: skip
-    return pd.DataFrame(rows).set_index("group")

@@ -256,17 +256,21 @@ def read_history(folder: str | Path):
     return pd.DataFrame(read_history_rows(Path(folder)))
 
 
-#: The convergence rule for the real-data runs that the results page analyses.
+#: The convergence rule for the real-data runs that the results page analyses: the
+#: best weights classify at least this share of the training images (inference mode).
 MIN_TRAIN_ACCURACY = 0.95
 
 
 def convergence(history: list[dict], fitted_accuracy: float | None = None,
+                patience: int | None = None,
                 min_train_accuracy: float = MIN_TRAIN_ACCURACY) -> dict:  # fmt: skip
-    """Whether a run converged: its lowest validation loss came before its last epoch (it
-    stopped improving, rather than running out of epochs) and its best weights fit its
-    training images: training accuracy at least ``min_train_accuracy``, which a leakage
-    experiment needs (a model that has not fitted its training images cannot profit from
-    copies of test images among them).
+    """Whether a run converged: it stopped on its early-stopping ``patience`` (``patience``
+    epochs without a lower validation loss after its best one), rather than running out
+    of epochs, and its best weights fit its training images: training accuracy at least
+    ``min_train_accuracy``, which a leakage experiment needs (a model that has not
+    fitted its training images cannot profit from copies of test images among them).
+    Without ``patience`` (a run.json that does not say), the best epoch must come
+    before the last.
 
     The training accuracy judged is ``fitted_accuracy`` when given: the best weights'
     accuracy on the training images in inference mode (``fit.json``,
@@ -278,20 +282,24 @@ def convergence(history: list[dict], fitted_accuracy: float | None = None,
         raise RunError("an empty history cannot be judged")
     best = min(history, key=lambda r: (r["val_loss"], r["epoch"]))
     last = history[-1]["epoch"]
-    before_last = best["epoch"] < last
+    after = last - best["epoch"]
+    stopped = after >= patience if patience is not None else after > 0
     judged = best["accuracy"] if fitted_accuracy is None else fitted_accuracy
     source = "logged at the best epoch" if fitted_accuracy is None else "of the best weights"
     fitted = judged >= min_train_accuracy
     reasons = []
-    if not before_last:
+    if not stopped and patience is not None:
+        reasons.append(f"it ran out of epochs {after} after its best ({best['epoch']} of {last}), "
+                       f"before its patience of {patience}")  # fmt: skip
+    elif not stopped:
         reasons.append(f"its best validation loss is at its last epoch ({last})")
     if not fitted:
         reasons.append(f"training accuracy {source} is {judged:.3f}, "
                        f"below {min_train_accuracy}")  # fmt: skip
     return {"epochs": last, "best_epoch": best["epoch"], "logged_train_accuracy": best["accuracy"],
             "fitted_accuracy": fitted_accuracy, "train_accuracy": judged,
-            "val_accuracy": best["val_accuracy"], "best_before_last": before_last,
-            "fitted": fitted, "converged": before_last and fitted,
+            "val_accuracy": best["val_accuracy"], "stopped_on_patience": stopped,
+            "fitted": fitted, "converged": stopped and fitted,
             "reason": "; ".join(reasons) or "converged"}  # fmt: skip
 
 

@@ -49,11 +49,9 @@ weights = None
 overrides = {}
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 
-from brainlib import config, evaluation, replication, runs, statistics, training
+from brainlib import config, evaluation, pooled, runs, statistics, training
 
 P = config.load_profile(profile, **overrides)
 statistics.reconstruct_paper_ztests()
@@ -158,51 +156,29 @@ pd.DataFrame(
 statistics.compare_models(y, pred_se, pred_base)
 
 # %% [markdown]
-# ## Seeds and splits
+# ## Seeds, and images that are copies of each other
 #
 # A single training run is one draw: initial weights, batch order,
-# augmentation and dropout all depend on the seed. The replication profile
-# (`scratch`) trains both models with several seeds on two splits: the
-# paper's stratified random split and the grouped split that keeps exact and
-# near duplicates together (see the data chapter). Every run of this profile:
+# augmentation and dropout all depend on the seed. With several seeds of both
+# models on the same test images, the results page pools them image by image
+# (`brainlib.pooled.per_image`: each image's share of seeds right) and
+# compares the models on those shares with a paired bootstrap. Near-duplicate
+# test images are not independent evidence, so the bootstrap resamples whole
+# duplicate clusters. Here, this build's runs (one seed with the `demo`
+# profile, whose phantoms have no duplicates: every image its own cluster):
 
 # %%
-frame = replication.load(Path(runs_dir) / P.name)
-frame.drop(columns="folder")
+folders = runs.run_folders(runs_dir, P)
+predictions = {(v, int(f.name.rsplit("seed", 1)[1])): evaluation.read_predictions(f)
+               for v, fs in folders.items() for f in fs}  # fmt: skip
+per_image = pooled.per_image(predictions)
+pooled.paired_difference(per_image["correct_se"], per_image["correct_base"], n_resamples=2000)
 
 # %% [markdown]
-# Their mean and spread per split and model; the standard deviation over
-# seeds is the honest error bar of a single run:
+# McNemar's test for each seed and for the majority vote of the seeds:
 
 # %%
-replication.summary(frame)
-
-# %% [markdown]
-# SE against base seed by seed (both models of a seed see the same test
-# images), and the difference over seeds, each seed one unit:
-
-# %%
-per_seed = replication.se_vs_base(Path(runs_dir) / P.name, frame)
-per_seed
-
-# %%
-replication.paired_over_seeds(per_seed)
-
-# %% [markdown]
-# ## Leakage: the paper's split against the grouped split
-#
-# The same seed, settings and images, only the split differs; the difference
-# in test accuracy is what duplicates shared between training and test add
-# (a single-split profile has nothing to compare).
-
-# %%
-replication.split_difference(frame) if frame["split"].nunique() == 2 else "one split only"
-
-# %% [markdown]
-# ## Distance from the paper's pre-trained models
-
-# %%
-replication.distance_from_paper(frame)
+pooled.mcnemar_by_seed(predictions)
 
 # %% [markdown]
 # ## Exercises

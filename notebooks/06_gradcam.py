@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from brainlib import config, evaluation, findings, gradcam, plots, runs, training
+from brainlib import config, evaluation, gradcam, plots, runs, training
 from brainlib.data import resolve_data_dir
 
 P = config.load_profile(profile, **overrides)
@@ -157,7 +157,7 @@ if phantoms:
             for v, model in trained.items()
         }
     )
-    display(Markdown(findings.localisation_sentence(localisation)))
+    display(Markdown(gradcam.localisation_sentence(localisation)))
     display(localisation)
 else:
     print("The real data has no lesion masks: localisation is scored on the phantoms only.")

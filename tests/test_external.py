@@ -104,3 +104,29 @@ def test_a_foreign_dataset_trains_on_its_own_partition(tmp_path):
     assert sorted(r["class"] for r in by_split["val"]) == sorted(CLASSES)
     metrics = evaluation.evaluate_run(result.folder, n_resamples=20)
     assert metrics["n_test"] == 12 and metrics["split"] == "given"
+
+
+def test_a_set_without_normal_images_is_scored_on_the_classes_it_has(trained, tmp_path, capsys):
+    """Figshare's set (Cheng et al.) has no normal images: scored on three classes, and the
+    metrics say what that leaves out; a folder with none of the classes is still refused."""
+    _, root, folders = trained
+    ext = _foreign(tmp_path, [])
+    shutil.rmtree(ext / "Testing" / FOLDER["normal"])
+    argv = ["evaluate", "--profile", "smoke", "--runs", str(root / "runs"), "--external", str(ext),
+            "--class-map", CLASS_MAP, "--name", "three"]  # fmt: skip
+    assert main(argv) == 0
+    m = json.loads((folders["se"] / "external" / "three" / "metrics.json").read_text())
+    about = m["external"]
+    assert about["classes_missing"] == ["normal"] and about["per_class"]["normal"] == 0
+    assert "recall of normal" in m["external"]["metrics_left_out"]
+    assert m["table"]["normal"]["support"] == 0 and m["n_test"] == 9
+    present = [c for c in CLASSES if c != "normal"]
+    recall = sum(m["table"][c]["recall"] for c in present) / 3
+    assert m["table"]["overall"]["recall"] == pytest.approx(recall)  # macro over the three
+    preds = (folders["se"] / "external" / "three" / "predictions.csv").read_text().splitlines()
+    assert preds[0].endswith("duplicate_in_train") and all(
+        line.endswith(",none") for line in preds[1:])  # fmt: skip
+    for cls in present:
+        shutil.rmtree(ext / "Testing" / FOLDER[cls])
+    assert main(argv) == 2
+    assert "missing class folder" in capsys.readouterr().err

@@ -65,7 +65,7 @@ def test_localisation_of_a_trained_phantom_model_is_scored_against_random(tmp_pa
     not what it assumes: at post_relu (4x4 at 128 px) the demo model's maps do not, by much."""
     import pandas as pd
 
-    from brainlib import evaluation, findings, training
+    from brainlib import evaluation, training
 
     profile = load_profile("demo", **LOCALISATION_PROFILE)
     run = training.train(profile, "se", runs_root=tmp_path, verbose=0)
@@ -79,7 +79,7 @@ def test_localisation_of_a_trained_phantom_model_is_scored_against_random(tmp_pa
     assert summary[["energy_in_mask", "pointing_game"]].stack().between(0, 1).all()
     area = summary["mask_area_fraction"].iloc[0]
     assert summary.loc["random", "energy_in_mask"] == pytest.approx(area, rel=0.5)
-    sentence = findings.localisation_sentence(pd.concat({"SE": summary}))
+    sentence = gradcam.localisation_sentence(pd.concat({"SE": summary}))
     best = summary.drop(index="random")["energy_in_mask"].max()
     assert f"{100 * best:.1f}% of its heatmap mass" in sentence
 
@@ -122,3 +122,46 @@ def test_deletion_curve_falls_fast_for_a_heatmap_on_the_evidence_and_slowly_for_
     assert gradcam.deletion_area(good) < gradcam.deletion_area(rand) - 0.3
     cams = gradcam.random_heatmaps(3, 224, seed=1)
     assert cams.shape == (3, 224, 224) and cams.min() == 0 and np.allclose(cams.max((1, 2)), 1)
+
+
+def test_randomised_copy_reinitialises_only_the_named_layers():
+    from brainlib.models import build_model
+
+    model = build_model("se", weights=None, input_shape=(64, 64, 3))
+    top = gradcam.top_layers(model)
+    assert top[0] == "se_reduce" and top[-1] == "predictions" and "post_relu" not in top
+    assert "conv5_block3_3_conv" in gradcam.stage_layers(model, "conv5")
+    copy = gradcam.randomised(model, top, seed=1)
+    for layer in (layer for layer in model.layers if layer.weights):
+        for w, v in zip(layer.get_weights(), copy.get_layer(layer.name).get_weights(), strict=True):
+            if layer.name in top and w.ndim == 2:  # dense kernels: drawn anew
+                assert not np.allclose(w, v), layer.name
+            elif layer.name not in top:
+                np.testing.assert_array_equal(w, v)
+    with pytest.raises(ValueError, match="no layers"):
+        gradcam.randomised(model, ["nope"])
+
+
+def test_rank_correlation_by_hand():
+    a = np.arange(16, dtype=float).reshape(4, 4)
+    assert gradcam.rank_correlation(a, a, step=1) == pytest.approx(1.0)
+    assert gradcam.rank_correlation(a, -a, step=1) == pytest.approx(-1.0)
+    assert gradcam.rank_correlation(a, a**3, step=1) == pytest.approx(1.0)  # ranks, not values
+    assert np.isnan(gradcam.rank_correlation(a, np.zeros((4, 4)), step=1))  # a blank map
+
+
+def test_the_randomisation_check_sees_heatmaps_change_with_the_weights():
+    """On an untrained 64 px model (post_relu 2x2) the check runs end to end; comparing a
+    model with itself (nothing re-initialised) gives a correlation of one."""
+    from brainlib.models import build_model
+
+    model = build_model("base", weights=None, input_shape=(64, 64, 3))
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    same = gradcam.batched_heatmaps(gradcam.randomised(model, [], seed=3), images, [0, 1, 2, 3])
+    ref = gradcam.batched_heatmaps(model, images, [0, 1, 2, 3])
+    np.testing.assert_allclose(same, ref, atol=1e-6)
+    check = gradcam.randomisation_check(model, images, [0, 1, 2, 3], seed=0)
+    assert check["images"] == 4 and set(check["stages"]) == set(
+        gradcam.RANDOMISATION_STAGES) | {"random heatmaps"}  # fmt: skip
+    for stage in check["stages"].values():
+        assert stage["compared"] + stage["constant"] == 4

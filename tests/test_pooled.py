@@ -93,18 +93,6 @@ def test_mcnemar_by_seed_counts_discordant_images_and_the_vote():
     assert (vote["only_a_right"], vote["only_b_right"]) == (3, 1)
 
 
-def test_leakage_effect_is_the_difference_of_differences():
-    dup = np.array([True] * 20 + [False] * 80)
-    with_copies = np.where(dup, 1.0, 0.7)
-    without = np.where(dup, 0.6, 0.7)
-    out = pooled.leakage_effect(with_copies, without, dup, n_resamples=500)
-    assert out.loc["duplicate in training", "difference"] == pytest.approx(0.4)
-    assert out.loc["no duplicate in training", "difference"] == pytest.approx(0.0)
-    effect = out.loc["leakage effect (difference of differences)"]
-    assert effect["difference"] == pytest.approx(0.4)
-    assert effect["low"] == pytest.approx(0.4) and effect["high"] == pytest.approx(0.4)
-
-
 def test_two_sample_difference_resamples_each_sets_clusters_on_its_own():
     a = np.array([1.0] * 10 + [0.0] * 10)  # two clusters of ten copies: right, wrong
     b = np.array([1.0, 0.0] * 10)  # twenty independent images, half right
@@ -120,3 +108,34 @@ def test_two_sample_difference_resamples_each_sets_clusters_on_its_own():
     assert (same["low"], same["high"]) == (0.0, 0.0)
     with pytest.raises(pooled.PoolingError, match="non-empty"):
         pooled.two_sample_difference([], b)
+
+
+def test_weighted_macro_auc_is_the_auc_of_the_repeated_images():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 120)
+    proba = np.round(rng.dirichlet(np.ones(4), 120), 1)  # many ties
+    counts = rng.integers(0, 3, 120)
+    repeated = np.repeat(np.arange(120), counts)
+    direct = pooled.macro_auc(y[repeated], proba[repeated])
+    assert pooled.weighted_macro_auc(y, proba, counts[None])[0] == pytest.approx(direct)
+    assert pooled.weighted_macro_auc(y, proba, np.ones((1, 120)))[0] == pytest.approx(
+        pooled.macro_auc(y, proba))  # fmt: skip
+
+
+def test_cluster_weights_draw_whole_clusters():
+    clusters = np.array([0, 0, 0, 1, 2, 2])
+    w = pooled.cluster_weights(clusters, 200, seed=1)
+    assert w.shape == (200, 6)
+    assert (w[:, 0] == w[:, 1]).all() and (w[:, 4] == w[:, 5]).all()  # copies drawn together
+    assert (np.unique(clusters, return_index=True)[1] is not None) and (
+        w[:, [0, 3, 4]].sum(axis=1) == 3).all()  # fmt: skip
+
+
+def test_monte_carlo_error_shrinks_with_the_resamples_and_the_mde_by_hand():
+    a = np.r_[np.ones(80), np.zeros(20)]
+    b = np.r_[np.ones(70), np.zeros(30)]
+    few = pooled.paired_difference(a, b, n_resamples=1000, seed=0)["mc_error"]
+    many = pooled.paired_difference(a, b, n_resamples=16000, seed=0)["mc_error"]
+    assert 0 < many < few / 2  # about 1/4: the error falls with the square root
+    # an interval of +-1.96 se: the MDE at 80% power is (1.96 + 0.84) se
+    assert pooled.minimum_detectable(-1.96, 1.96) == pytest.approx(2.8016, abs=1e-3)

@@ -160,3 +160,44 @@ def test_the_published_book_is_the_paper_profile_and_the_pr_check_the_demo():
     assert any("deploy-pages" in s.get("uses", "") for s in publish["jobs"]["deploy"]["steps"])
     assert "make book" in " ".join(s.get("run", "") for s in ci["jobs"]["book"]["steps"])
     assert not any("deploy-pages" in str(job) for job in ci["jobs"].values())
+
+
+def _brainlib_imports() -> dict[str, set[str]]:
+    """Module (``brainlib.X``, packages as one) -> the brainlib modules it imports, at the
+    top or inside a function."""
+    import ast
+
+    units: dict[str, set[str]] = {}
+    for path in (ROOT / "brainlib").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        unit = ".".join(parts[:2]).removesuffix(".__init__")
+        found = units.setdefault(unit, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("brainlib"):
+                names = [node.module] if node.module != "brainlib" else [
+                    f"brainlib.{a.name}" for a in node.names]  # fmt: skip
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("brainlib")]
+            found |= {".".join(n.split(".")[:2]) for n in names if n.count(".")}
+        found.discard(unit)
+    return units
+
+
+def test_the_package_imports_in_layers_without_a_cycle():
+    graph = _brainlib_imports()
+    assert {"brainlib.answers", "brainlib.results", "brainlib.runs"} <= set(graph)
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            assert state.get(dep) != 1, "import cycle: " + " -> ".join([*path, dep])
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[node] = 2
+
+    for unit in sorted(graph):
+        if unit not in state:
+            visit(unit, [unit])
+    assert "brainlib.answers" not in graph["brainlib.results"]  # answers read results, not back

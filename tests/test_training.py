@@ -306,7 +306,7 @@ def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
     """On the smoke model (32 px: post_relu is 1x1, so every heatmap is flat) the numbers
     can be checked exactly: a flat heatmap's energy in the brain is the brain's area."""
     from brainlib import analysis, evaluation
-    from brainlib.replication import OPTIONAL_ARTIFACTS
+    from brainlib.results import OPTIONAL_ARTIFACTS
 
     runs, _ = smoke_runs
     folder = tmp_path / "se"
@@ -322,6 +322,12 @@ def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
         assert curve["fraction"][0] == 0.0 and set(curve) >= {"accuracy", "area"}, method
         # nothing blanked: the test accuracy again (same weights, float32, <= 1 near-tie)
         assert abs(curve["accuracy"][0] - accuracy) <= 1 / sal["images"] + 1e-9
+    assert set(sal["deletion"]) == {"gradcam", "gradcam++", "random", "random_in_brain"}
+    assert sal["deletion_images"] == sal["images"] - max(
+        sal["energy_in_brain"][m]["blank_heatmaps"] for m in ("gradcam", "gradcam++"))  # fmt: skip
+    check = sal["randomisation"]
+    assert set(check["stages"]) == {"top", "top+conv5", "random heatmaps"}
+    assert check["stages"]["top"]["layers"] >= 9 and check["images"] == min(48, sal["images"])
     assert result["fit"] == json.loads((folder / "fit.json").read_text())
     made = ("fit.json", "saliency.json", "figures/figure5_gradcam.jpg")
     assert all((folder / a).is_file() for a in made)

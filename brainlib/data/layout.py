@@ -145,6 +145,7 @@ def scan_dataset(
     on_bad: str = "raise",
     with_hash: bool = True,
     folders: dict[str, str] | None = None,
+    missing_classes: str = "raise",
 ) -> list[ImageRecord]:
     """Every usable image under ``root``, sorted by relative path.
 
@@ -152,10 +153,13 @@ def scan_dataset(
     bad file) or ``"skip"`` (bad files are left out with a warning).
     ``folders`` names the folder of a class where it is not the class's name
     (another dataset's ``no_tumor`` for ``normal``: :func:`parse_class_map`).
+    ``missing_classes="skip"`` accepts a folder without some of the classes (an
+    external test set such as Figshare's, which has no normal images) as long as
+    nothing else is wrong with it; the records then hold the classes it has.
     """
     folder_of = {cls: (folders or {}).get(cls, cls) for cls in classes}
-    if on_bad not in ("raise", "skip"):
-        raise ValueError("on_bad must be 'raise' or 'skip'")
+    if on_bad not in ("raise", "skip") or missing_classes not in ("raise", "skip"):
+        raise ValueError("on_bad and missing_classes must be 'raise' or 'skip'")
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder {root} does not exist or is not a folder")
@@ -172,10 +176,11 @@ def scan_dataset(
             folder_problems.append((str(entry), "file outside the class folders"))
     records: list[ImageRecord] = []
     bad: list[tuple[str, str]] = []
+    absent: list[tuple[str, str]] = []
     for cls in classes:
         folder = root / folder_of[cls]
         if not folder.is_dir():
-            folder_problems.append((str(folder), "missing class folder"))
+            absent.append((str(folder), "missing class folder"))
             continue
         entries = [p for p in sorted(folder.iterdir()) if not _is_ignored(p)]
         if not entries:
@@ -191,8 +196,9 @@ def scan_dataset(
                 continue
             digest = sha256_file(path) if with_hash else ""
             records.append(ImageRecord(_relpath(path, root), cls, digest, root))
-    if folder_problems:  # every problem of the folder at once, the bad files too
-        raise DataError(f"{root} is not in the expected layout:", folder_problems + bad)
+    if folder_problems or (absent and missing_classes == "raise") or len(absent) == len(classes):
+        # every problem of the folder at once, the bad files too
+        raise DataError(f"{root} is not in the expected layout:", folder_problems + absent + bad)
 
     if bad and on_bad == "raise":
         raise DataError(
@@ -204,7 +210,7 @@ def scan_dataset(
         listing = "; ".join(f"{p}: {why}" for p, why in bad)
         warnings.warn(f"left out {len(bad)} bad file(s): {listing}", stacklevel=2)
     for cls in classes:
-        if not any(r.label == cls for r in records):
+        if (root / folder_of[cls]).is_dir() and not any(r.label == cls for r in records):
             raise DataError(f"class folder {root / folder_of[cls]} has no usable image")
     records.sort(key=lambda r: r.relpath)
     return records

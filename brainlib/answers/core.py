@@ -1,0 +1,77 @@
+"""What every answer shares: the :class:`Answer`, the loaded :class:`Grid`, the rule
+that chooses runs (:func:`verdict_table`), and the words for models and intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brainlib import results as res
+from brainlib import runs
+
+#: Bootstrap resamples behind every interval the answers print (their Monte Carlo
+#: error sets the printed digits: :func:`brainlib.display.decimals`).
+RESAMPLES = 10_000
+MODEL = {"se": "SE", "base": "base"}
+PRIMARY, SECONDARY = "primary", "secondary, unadjusted"
+
+
+@dataclass
+class Answer:
+    question: str
+    sentence: str
+    table: object = None  # a human table (brainlib.display.table), or None
+    caveats: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    why: str = ""
+    numbers: dict = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        """The sentence and caveats, then which runs and why (the page's text)."""
+        out = [self.sentence, *(f"*Caveat:* {c}" for c in self.caveats)]
+        if self.runs:
+            out.append(f"*Runs used ({len(self.runs)}):* {self.why}")
+        return "\n\n".join(out)
+
+
+@dataclass
+class Grid:
+    """The committed results of one profile, loaded and judged once."""
+
+    root: Path
+    frame: object
+    verdicts: object
+    resamples: int = RESAMPLES
+
+    @classmethod
+    def open(cls, root, resamples: int = RESAMPLES) -> Grid:
+        root = Path(root)
+        frame = res.load(root)
+        res.check_metrics(root)  # every accuracy and AUC recomputed from predictions.csv
+        return cls(root, frame, verdict_table(frame), resamples)
+
+    def converged(self, split: str | None = None, model: str | None = None):
+        ok = self.frame[self.verdicts["converged"].to_numpy()]
+        if split is not None:
+            ok = ok[ok["split"] == split]
+        return ok if model is None else ok[ok["model"] == model]
+
+
+def run_name(r) -> str:
+    return runs.run_name(r.model, r.split, int(r.seed))
+
+
+def verdict_table(frame):
+    """Per run: the convergence rule's verdict from its history, patience and fit.json."""
+    import pandas as pd
+
+    rows = []
+    for r in frame.itertuples():
+        fit = res.fit_of(r.folder)
+        v = runs.convergence(
+            runs.read_history_rows(r.folder),
+            fit["train_accuracy"] if fit else None,
+            patience=r.patience,
+        )
+        rows.append(v)  # fmt: skip
+    return pd.DataFrame(rows, index=frame.index)

@@ -1,0 +1,288 @@
+"""Did the runs converge, does SE beat base, and how far are the runs from the paper?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from brainlib import display as show
+from brainlib import pooled as pl
+from brainlib import results as res
+from brainlib import runs
+from brainlib.answers.core import (
+    MODEL,
+    PRIMARY,
+    SECONDARY,
+    Answer,
+    Grid,
+    run_name,  # fmt: skip
+)
+from brainlib.config import CLASSES, VARIANTS, load_profile
+from brainlib.display import interval, listing, n_of
+from brainlib.paper import headline
+from brainlib.statistics import t_interval
+
+# ------------------------------------------------------------------ 1. convergence
+
+
+def convergence(grid: Grid) -> Answer:
+    """Did the runs converge? One row per committed run, with its schedule."""
+    f, v = grid.frame, grid.verdicts
+    table = f[["model", "split", "seed"]].assign(
+        schedule=[f"{m} epochs, patience {p}" for m, p in zip(f["max_epochs"], f["patience"],
+                                                              strict=True)],
+        epochs=v["epochs"], best=v["best_epoch"], patience_stop=v["stopped_on_patience"],
+        fit=v["train_accuracy"], test=f["accuracy"], external=_external_accuracy(grid),
+        minutes=[sum(float(m["train_seconds"]) for _, m in res.stage_chain(grid.root, d)) / 60
+                 for d in f["folder"]],
+        verdict=[_short_verdict(r) for r in v.itertuples()])  # fmt: skip
+    ok, n = int(v["converged"].sum()), len(f)
+    bad = [f"{run_name(r)} ({why})" for r, why in zip(f.itertuples(), v["reason"], strict=True)
+           if why != "converged"]  # fmt: skip
+    sentence = (f"**{ok} of {n_of(n, 'committed run')} meet the convergence rule**: each stopped "
+                "on its early-stopping patience (not on its epoch cap) and its best weights "
+                f"classify at least {runs.MIN_TRAIN_ACCURACY} of its training images in "
+                "inference mode. Only these runs enter the answers below.")  # fmt: skip
+    if bad:
+        sentence += " Left out: " + "; ".join(bad) + "."
+    headers = {"model": "Model", "split": "Split", "seed": "Seed", "schedule": "224 px schedule",
+               "epochs": "Epochs (224 px)", "best": "Best", "patience_stop": "Stopped on patience",
+               "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
+               "minutes": "Minutes (all stages)", "verdict": "Converged"}  # fmt: skip
+    return Answer("Did the runs converge?", sentence,
+                  show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
+                  runs=[run_name(r) for r in f.itertuples()], why="every committed run",
+                  numbers={"converged": ok, "runs": n})  # fmt: skip
+
+
+def _short_verdict(v) -> str:
+    """The convergence verdict in a few words, for the runs table."""
+    if v.converged:
+        return "converged"
+    out = [] if v.stopped_on_patience else ["epoch cap"]
+    if not v.fitted:
+        out.append(f"fit < {runs.MIN_TRAIN_ACCURACY}")
+    return "no: " + ", ".join(out)
+
+
+def _external_accuracy(grid: Grid) -> list[float]:
+    names = res.external_sets(grid.frame)
+    out = []
+    for d in grid.frame["folder"]:
+        p = res.external_predictions(d, names[0]) if names else None
+        out.append(float((p["class"] == p["predicted"]).mean()) if p is not None else np.nan)
+    return out
+
+
+# ------------------------------------------------------------------- 2. SE vs base
+
+
+#: The paper's SE - base differences (abstract: 98.4% against 92.6%, AUC 0.999 against 0.987).
+def paper_difference() -> dict:
+    se, base = headline("se"), headline("base")
+    return {"accuracy": se["accuracy"] - base["accuracy"], "auc": se["auc"] - base["auc"]}
+
+
+def _pooled(grid: Grid, split: str, seeds):
+    preds = res.run_predictions(grid.frame, split, seeds=seeds)
+    table = pl.per_image(preds)
+    return preds, table, res.test_clusters(grid.root, split, table.index)
+
+
+def se_vs_base(grid: Grid, split: str = "paper") -> Answer:
+    """SE against base on ``split``: pooled over the converged seeds of both models, paired
+    by image; the spread over seeds; what the interval rules out, against the paper."""
+    question = f"Does SE beat base ({split} split)?"
+    ok = grid.converged(split)
+    seeds = sorted(set(ok.loc[ok["model"] == "se", "seed"]) & set(ok.loc[ok["model"] == "base",
+                                                                         "seed"]))  # fmt: skip
+    if not seeds:
+        return Answer(question, f"Not measured yet: no seed of the {split} split has a "
+                                "converged run of both models.")  # fmt: skip
+    preds, table, clusters = _pooled(grid, split, seeds)
+    n = grid.resamples
+    acc = pl.paired_difference(table["correct_se"], table["correct_base"], clusters, n)
+    auc_se_base = {m: table[[f"p_{m}_{c}" for c in CLASSES]].to_numpy() for m in VARIANTS}
+    auc = pl.auc_difference(table["y"], auc_se_base["se"], auc_se_base["base"], clusters, n)
+    per_seed = [float((preds[("se", s)]["predicted"] == preds[("se", s)]["class"]).mean()
+                      - (preds[("base", s)]["predicted"] == preds[("base", s)]["class"]).mean())
+                for s in seeds]  # fmt: skip
+    lo_t, hi_t = t_interval(per_seed)
+    paper = paper_difference()
+    mde = pl.minimum_detectable(acc["low"], acc["high"])
+    role = PRIMARY if split == "paper" else SECONDARY
+    rows = [
+        {"measure": "Accuracy, pooled (paired bootstrap over clusters)",
+         "se": acc_mean(table, "se"),
+         "base": acc_mean(table, "base"), "difference": interval(acc), "paper": paper["accuracy"],
+         "role": role},
+        {"measure": f"Accuracy, mean of {n_of(len(seeds), 'seed')} (t-interval over seeds)",
+         "se": np.nan, "base": np.nan,
+         "difference": interval({"difference": float(np.mean(per_seed)), "low": lo_t,
+                                 "high": hi_t, "mc_error": float("nan")}),
+         "paper": paper["accuracy"], "role": SECONDARY},
+        {"measure": "Macro AUC of the seed-averaged probabilities", "se": auc["auc_a"],
+         "base": auc["auc_b"], "difference": interval(auc, scale=1, unit=""),
+         "paper": paper["auc"], "role": SECONDARY},
+    ]  # fmt: skip
+    import pandas as pd
+
+    frame = show.table(
+        pd.DataFrame(rows),
+        {
+            "measure": "Measure",
+            "se": "SE",
+            "base": "Base",
+            "difference": "SE − base [95% interval]",
+            "paper": "Paper's SE − base",
+            "role": "Interval",
+        },
+    )
+    sentence = _se_vs_base_sentence(split, seeds, acc, auc, (lo_t, hi_t), mde, paper)
+    caveats = []
+    if len(seeds) < 3:
+        caveats.append(f"{n_of(len(seeds), 'seed')}: the seed-to-seed spread is barely measured.")
+    return Answer(question, sentence, frame, caveats,
+                  runs=[runs.run_name(m, split, s) for s in seeds for m in VARIANTS],
+                  why=f"the seeds of the {split} split with a converged run of both models "
+                      f"({listing(seeds)})",
+                  numbers={"seeds": seeds, "accuracy": acc, "auc": auc, "per_seed": per_seed,
+                           "t_interval": (lo_t, hi_t), "mde": mde,
+                           "mcnemar": pl.mcnemar_by_seed(preds)})  # fmt: skip
+
+
+def acc_mean(table, model: str) -> float:
+    return float(table[f"correct_{model}"].mean())
+
+
+def _se_vs_base_sentence(split, seeds, acc, auc, t_int, mde, paper) -> str:
+    head = f"**{split} split, {n_of(len(seeds), 'seed')} pooled:** "
+    if len(seeds) < 2:
+        return (
+            head + f"SE - base = {interval(acc)} in accuracy, {interval(auc, 1, '')} in "
+            "macro AUC, from one seed: no verdict (a verdict needs the spread over seeds)."
+        )
+    shown = acc["low"] > 0 or acc["high"] < 0
+    word = ("SE ahead" if acc["low"] > 0 else "base ahead") if shown else "no difference shown"
+    text = (f"{head}{word} in accuracy, SE - base = {interval(acc)} (paired bootstrap over "
+            f"{acc['clusters']} duplicate clusters); over seeds the mean difference has a "
+            f"95% t-interval [{100 * t_int[0]:+.1f}, {100 * t_int[1]:+.1f}]. ")  # fmt: skip
+    if not shown:
+        excl = "rules out" if acc["high"] < paper["accuracy"] else "does not rule out"
+        text += (f"The pooled interval {excl} the paper's +{100 * paper['accuracy']:.1f} points; "
+                 f"with these runs a true difference of about {100 * mde:.1f} points would be "
+                 "detected 80% of the time (minimum detectable difference). ")  # fmt: skip
+    auc_excl = "rules out" if auc["high"] < paper["auc"] else "does not rule out"
+    return text + (f"Macro AUC: SE - base = {interval(auc, 1, '')}, which {auc_excl} the "
+                   f"paper's +{paper['auc']:.3f}.")  # fmt: skip
+
+
+# ---------------------------------------------------- 7. distance from the paper
+
+
+def distance_from_paper(grid: Grid) -> Answer:
+    """The converged paper-split runs' mean accuracy and AUC against the paper's."""
+    import pandas as pd
+
+    rows = []
+    for model in VARIANTS:
+        ok = grid.converged("paper", model)
+        if ok.empty:
+            continue
+        paper = headline(model)
+        rows.append({"model": MODEL[model], "seeds": len(ok), "paper_acc": paper["accuracy"],
+                     "acc": ok["accuracy"].mean(), "paper_auc": paper["auc"],
+                     "auc": ok["auc_macro"].mean()})  # fmt: skip
+    question = "How far are these runs from the paper's?"
+    if not rows:
+        return Answer(question, "Not measured yet: no converged run on the paper's split.")
+    frame = pd.DataFrame(rows)
+    sentence = " ".join(f"**{r.model}** (mean of {n_of(r.seeds, 'seed')}): accuracy {r.acc:.3f} "
+                        f"against the paper's {r.paper_acc:.3f} "
+                        f"({100 * (r.acc - r.paper_acc):+.1f} points), macro AUC {r.auc:.3f} "
+                        f"against {r.paper_auc:.3f}." for r in frame.itertuples())  # fmt: skip
+    return Answer(question, sentence, show.table(frame, {
+        "model": "Model", "seeds": "Seeds", "paper_acc": "Paper accuracy", "acc": "Accuracy",
+        "paper_auc": "Paper AUC", "auc": "Macro AUC"}, {"seeds": 0}),
+        ["The paper fine-tuned ImageNet weights; these runs start from random weights, so "
+         "the distance is measured, not explained."],
+        [run_name(r) for r in grid.converged("paper").itertuples()],
+        "every converged run on the paper's split")  # fmt: skip
+
+
+# ------------------------------------------------------------------ 0. what was run
+
+SPLIT_WORDS = {
+    "paper": "the paper's stratified random split",
+    "dedup": "the paper's split minus every training image that duplicates a test image, "
+    "with the same test images",
+    "grouped": "a split that keeps exact and near duplicates on one side, with other test images",
+}
+
+
+def setup(grid: Grid) -> Answer:
+    """What the committed runs are: their weights (and so what they can answer), the
+    protocol's departures from the paper's, and the splits."""
+    prof = res.exported_profile(grid.root)
+    device = runs.read_meta(grid.frame["folder"].iloc[0])["device"]
+    splits = [s for s in res.SPLIT_ORDER if s in set(grid.frame["split"])]
+    sentence = (f"Profile `{grid.root.name}`: {prof.get('description', '')}. "
+                + protocol_sentence(prof) + ". Splits: "
+                + "; ".join(f"`{s}`, {SPLIT_WORDS.get(s, s)}" for s in splits)
+                + f", each drawn with seed {prof['seed']}; a training seed changes the initial "
+                  "weights, batch order, flips and dropout, not the test images.")  # fmt: skip
+    return Answer("What was run?", sentence, caveats=[weights_caveat(prof, device)],
+                  numbers={"profile": prof})  # fmt: skip
+
+
+#: Fields that describe the data or the grid, not the protocol compared with the paper's.
+_NOT_PROTOCOL = {"name", "description", "dataset", "data_dir", "strict_data", "split", "seed",
+                 "seeds", "splits", "bootstrap_resamples", "extra", "phantoms_per_class",
+                 "phantom_size", "fast_path", "cache_memory_gib", "jit_compile"}  # fmt: skip
+_PAPER_WORDS = {
+    ("bn_momentum", None): "Keras' 0.99",
+    ("trainable_from", "paper"): "from conv5_block1_preact_bn on",
+    ("init_from", ""): "none",
+}
+
+
+def protocol_changes(fields: dict) -> list[str]:
+    """How a run's profile fields differ from the ``paper`` profile, as short phrases."""
+    paper = load_profile("paper").to_dict()
+    out = []
+    for key, value in fields.items():
+        if key in _NOT_PROTOCOL or key not in paper:
+            continue
+        ref = paper[key]
+        if isinstance(ref, tuple):
+            ref = list(ref)
+        if value != ref:
+            out.append(f"`{key}` {value} (paper: {_PAPER_WORDS.get((key, ref), ref)})")
+    return out
+
+
+def weights_caveat(profile: dict, device: dict) -> str:
+    """What the runs' backbone weights allow the page to conclude."""
+    weights, size = profile.get("weights"), profile.get("image_size")
+    where = f"at {size} px on {device.get('device', 'CPU')} ({device.get('cpu_count', '?')} cores)"
+    if weights in (None, "none", ""):
+        return (
+            "**No ImageNet weights.** Every number in this section comes from ResNet50V2 "
+            f"trained from random weights {where}; the paper fine-tuned ImageNet weights at "
+            "224 px. These runs test the pipeline, the statistics and the data, not the "
+            "paper's question (does SE help a fine-tuned ImageNet network?)."
+        )
+    if weights == "imagenet":
+        return f"ImageNet weights, as in the paper, trained {where}."
+    return (
+        f"**Backbone weights from the file `{Path(str(weights)).name}`**, not Keras' ImageNet "
+        f"download, trained {where}: the numbers are as good as that file is."
+    )
+
+
+def protocol_sentence(profile: dict) -> str:
+    changed = protocol_changes(profile)
+    if not changed:
+        return "The paper's architecture, head and training protocol, unchanged."
+    return "The paper's architecture, head and training protocol, except: " + "; ".join(changed)

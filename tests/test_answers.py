@@ -1,0 +1,216 @@
+"""The answers of the results page on the hand-made grid (tests/handmade.py), and on the
+same results altered: a run that no longer converges, a run that ran out of epochs,
+external scores and Grad-CAM numbers added, the README's block rewritten."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainlib import answers, display, results
+from tests.handmade import A, C, D, make_grid
+
+N = 400  # bootstrap resamples: enough for the Monte Carlo error to be estimated
+
+
+@pytest.fixture
+def grid(tmp_path):
+    _, _, out = make_grid(tmp_path)
+    return out
+
+
+def _open(out):
+    return answers.Grid.open(out, resamples=N)
+
+
+def test_every_hand_made_run_converges_and_the_table_is_human(grid):
+    a = answers.convergence(_open(grid))
+    assert a.numbers == {"converged": 12, "runs": 12}
+    assert a.sentence.startswith("**12 of 12 committed runs meet the convergence rule**")
+    assert "Left out" not in a.sentence and len(a.runs) == 12
+    assert "Stopped on patience" in a.table.columns and "nan" not in a.table.to_string().lower()
+    assert set(a.table["Converged"]) == {"converged"} and set(a.table["Train fit"]) == {"0.970"}
+
+
+def test_se_against_base_pooled_over_seeds_by_hand(grid):
+    a = answers.se_vs_base(_open(grid))
+    acc = a.numbers["accuracy"]
+    # SE misses nothing, then A: 15 of 16 image-seeds; base misses A, B then A, C: 12 of 16
+    assert acc["difference"] == pytest.approx(3 / 16) and acc["clusters"] == 8
+    assert a.numbers["per_seed"] == pytest.approx([2 / 8, 1 / 8])
+    lo, hi = a.numbers["t_interval"]  # t(0.975, 1 df) = 12.706
+    half = 12.706 * np.std([0.25, 0.125], ddof=1) / np.sqrt(2)
+    assert (lo, hi) == pytest.approx((0.1875 - half, 0.1875 + half), abs=1e-3)
+    assert "95% t-interval [-60.7, +98.2]" in a.sentence
+    assert "the paper's +0.012" in a.sentence  # the AUC set against the paper's difference
+    assert a.runs == ["se-paper-seed1", "base-paper-seed1", "se-paper-seed2", "base-paper-seed2"]
+    assert list(a.table["Interval"]) == ["primary", answers.SECONDARY, answers.SECONDARY]
+
+
+def test_a_run_that_stops_fitting_leaves_every_answer_it_was_in(grid):
+    (grid / "se-paper-seed2" / "fit.json").write_text(json.dumps({"train_accuracy": 0.9}))
+    g = _open(grid)
+    conv = answers.convergence(g)
+    assert conv.numbers["converged"] == 11
+    assert "se-paper-seed2 (training accuracy of the best weights is 0.900, below 0.95)" in (
+        conv.sentence)  # fmt: skip
+    se = answers.se_vs_base(g)
+    assert se.runs == ["se-paper-seed1", "base-paper-seed1"]
+    assert "from one seed: no verdict" in se.sentence
+    leak = answers.leakage(g)
+    assert leak.numbers["se"]["seeds"] == [1] and leak.numbers["base"]["seeds"] == [1, 2]
+
+
+def test_a_run_that_ran_out_of_epochs_does_not_count(grid):
+    history = grid / "base-dedup-seed1" / "history.csv"
+    lines = history.read_text().splitlines()
+    lines[3] = "3,0.9,0.6,0.7,0.8,0.001,30"  # best at epoch 3 of 4: one short of patience 2
+    history.write_text("\n".join(lines) + "\n")
+    g = _open(grid)
+    assert "base-dedup-seed1 (it ran out of epochs 1 after its best (3 of 4), before its " \
+           "patience of 2)" in answers.convergence(g).sentence  # fmt: skip
+    assert answers.leakage(g).numbers["base"]["seeds"] == [2]
+
+
+def test_leakage_by_hand_with_its_checks(grid):
+    a = answers.leakage(_open(grid))
+    se = a.numbers["se"]
+    raw = se["raw"]
+    # A, the one duplicated test image: 0.5 with the copies (seed 1 right), 0 without;
+    # the other 7: all right with the copies, C and D each missed once without -> 6/7
+    assert raw.loc["duplicate in training", "difference"] == pytest.approx(0.5)
+    assert raw.loc["no duplicate in training", "difference"] == pytest.approx(1 / 7)
+    effect = raw.loc["leakage effect (difference of differences)", "difference"]
+    assert effect == pytest.approx(0.5 - 1 / 7)
+    # within glioma (A against B, which is right in every run): +0.5; the other classes
+    # have no duplicated image and leave the stratified estimate
+    assert se["stratified"].loc["stratified", "difference"] == pytest.approx(0.5)
+    assert list(se["stratified"].index) == ["glioma_tumor", "stratified"]
+    assert se["adjusted"]["difference"] == pytest.approx(0.5, abs=1e-9)
+    # placebo between paper seeds 1 and 2: A right with seed 1 only, the rest always
+    assert se["placebo"][(1, 2)]["difference"] == pytest.approx(1.0)
+    assert a.numbers["base"]["placebo"][(1, 2)]["difference"] == pytest.approx(0.0)
+    assert a.numbers["residual"]["linked_to_train"] == 1  # A's twin G_0 is a training image
+    assert "**SE (2 seeds): training on the copies raised accuracy" in a.sentence or (
+        "**SE (2 seeds): no leakage effect shown" in a.sentence)  # fmt: skip
+    assert "chance alone" in a.sentence and "1 of its 8 test images" in a.caveats[0]
+    assert list(a.table["Interval"]).count("primary") == 2  # one per model
+
+
+def test_split_difference_image_by_image(grid):
+    a = answers.split_difference(_open(grid))
+    # SE: paper 7.5/8 (A 0.5); grouped: A 0.5, C and D 0 -> 5.5/8; A is the one test image
+    # in a duplicate cluster, so 7 images have no duplicate anywhere: 7/7 against 5/7
+    se = a.table[a.table["Model"] == "SE"]
+    assert list(se["Paper split"]) == ["0.938", "1.000"]
+    assert list(se["Grouped split"]) == ["0.688", "0.714"]
+    assert list(se["Images (paper / grouped)"]) == ["8 / 8", "7 / 7"]
+
+
+def _add_external(out, runs_names, misses):
+    for name in runs_names:
+        folder = out / name / "external" / "other"
+        folder.mkdir(parents=True)
+        split = (out / "splits" / "paper.csv").read_text()
+        from tests.handmade import predictions_text
+
+        text = predictions_text(split, misses).splitlines()
+        flagged = [text[0] + ",duplicate_in_train"] + [
+            line + ("," + ("exact" if line.startswith(A) else "none")) for line in text[1:]
+        ]
+        (folder / "predictions.csv").write_text("\n".join(flagged) + "\n")
+        (folder / "metrics.json").write_text(json.dumps(
+            {"n_test": 8, "external": {"name": "other", "classes_missing": []}}))  # fmt: skip
+
+
+def test_external_scores_pooled_over_seeds_with_and_without_overlap(grid):
+    assert answers.external(_open(grid)).sentence.startswith("Not measured yet")
+    _add_external(grid, ["se-paper-seed1", "se-paper-seed2"], {C, D})
+    a = answers.external(_open(grid))
+    row = a.table.iloc[0]
+    assert (row["Model"], row["Trained on"], row["Seeds"], row["Images"]) == (
+        "SE",
+        "paper",
+        "2",
+        "8",
+    )
+    numbers = a.numbers[("se", "paper")]
+    assert numbers["accuracy"]["value"] == pytest.approx(6 / 8)  # C and D missed by both seeds
+    assert numbers["clean"]["value"] == pytest.approx(5 / 7) and numbers["overlapping"] == 1
+    assert row["Accuracy, no overlap with training [95%] (images)"].endswith("(7)")  # A out
+    assert a.runs == ["se-paper-seed1", "se-paper-seed2"]
+    assert "cannot tell which cause" in a.caveats[0] and "1 of the external images" in a.caveats[0]
+
+
+def _add_saliency(out, name, gradcam_area, random_area, spearman=None):
+    curve = {"fraction": [0.0, 0.5], "accuracy": [1.0, 0.5], "mean_true_probability": [1, 1]}
+    s = {"images": 8, "cells": 7, "brain_area": {"mean": 0.6},
+         "energy_in_brain": {m: {"mean": e, "blank_heatmaps": b} for m, e, b in
+                             (("gradcam", 0.8, 1), ("gradcam++", 0.7, 0), ("random", 0.6, 0),
+                              ("random_in_brain", 1.0, 0))},
+         "deletion_images": 7,
+         "deletion": {"gradcam": {**curve, "area": gradcam_area},
+                      "gradcam++": {**curve, "area": gradcam_area + 0.01},
+                      "random": {**curve, "area": random_area},
+                      "random_in_brain": {**curve, "area": random_area - 0.05}}}  # fmt: skip
+    if spearman is not None:
+        s["randomisation"] = {"stages": {k: {"median_spearman": v} for k, v in spearman.items()}}
+    (out / name / "saliency.json").write_text(json.dumps(s))
+
+
+def test_saliency_sets_heatmaps_against_both_random_baselines_and_the_sanity_check(grid):
+    assert answers.saliency(_open(grid)).sentence.startswith("Not measured yet")
+    check = {"top": 0.3, "top+conv5": 0.1, "random heatmaps": 0.0}
+    _add_saliency(grid, "se-paper-seed1", 0.55, 0.75, check)
+    _add_saliency(grid, "se-paper-seed2", 0.60, 0.78, check)
+    a = answers.saliency(_open(grid))
+    # random minus Grad-CAM: 0.20 and 0.18; in the brain 0.15 and 0.13
+    assert "gradcam: 80.0% of the heatmap inside the brain" in a.sentence
+    assert "lowers accuracy faster than random heatmaps (+0.190" in a.sentence
+    assert "faster than random heatmaps inside the brain (+0.140" in a.sentence
+    assert "the heatmaps changed" in a.sentence and "with conv5 as well 0.10" in a.sentence
+    assert "2 heatmaps were blank" in a.caveats[0]
+    assert list(a.table["Blank"]) == ["2 of 16", "0 of 16"]
+    _add_saliency(grid, "se-paper-seed1", 0.55, 0.75, {**check, "top+conv5": 0.8})
+    _add_saliency(grid, "se-paper-seed2", 0.60, 0.78, {**check, "top+conv5": 0.8})
+    assert "stayed similar" in answers.saliency(_open(grid)).sentence
+
+
+def test_distance_and_setup(grid):
+    g = _open(grid)
+    a = answers.distance_from_paper(g)
+    assert "accuracy 0.938 against the paper's 0.984 (-4.6 points)" in a.sentence
+    what = answers.setup(g)
+    assert "No ImageNet weights" in what.caveats[0] and "at 32 px" in what.caveats[0]
+    assert "`image_size` 32 (paper: 224)" in what.sentence and "`dedup`" in what.sentence
+
+
+def test_the_readme_block_is_written_from_the_answers_and_needs_its_markers(grid, tmp_path):
+    g = _open(grid)
+    block = answers.readme_block(g)
+    assert block.startswith(answers.README_START) and block.endswith(answers.README_END)
+    for a in answers.all_answers(g):
+        assert a.sentence in block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{answers.README_START}\nold\n{answers.README_END}\n\nmore\n")
+    assert answers.write_readme_block(readme, block)
+    assert not answers.write_readme_block(readme, block)  # unchanged the second time
+    assert readme.read_text() == f"# x\n\n{block}\n\nmore\n"
+    readme.write_text("# no block\n")
+    with pytest.raises(results.ResultsError, match="no results block"):
+        answers.write_readme_block(readme, block)
+
+
+def test_printed_digits_follow_the_monte_carlo_error():
+    assert display.decimals(0.0002) == 1  # 0.02 points: one decimal of a point is safe
+    assert display.decimals(0.002) == 0  # 0.2 points: whole points
+    assert display.decimals(0.0002, scale=1) == 3 and display.decimals(0.002, scale=1) == 2
+    r = {"difference": 0.0312, "low": -0.0149, "high": 0.0771, "mc_error": 0.002}
+    assert display.interval(r) == "+3 points [-1, +8]"
+    assert display.interval({**r, "mc_error": 0.0001}) == "+3.1 points [-1.5, +7.7]"
+    frame = pd.DataFrame({"a": [1.0, float("nan")], "b": [14.0, 2.0]})
+    t = display.table(frame, {"a": "A", "b": "Epochs"}, {"b": 0})
+    assert list(t["A"]) == ["1.000", "–"] and list(t["Epochs"]) == ["14", "2"]
