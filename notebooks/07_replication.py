@@ -53,7 +53,7 @@ figures_dir = None  # where to save the landing page's figure (the pipeline sets
 from IPython.display import Image, Markdown, display
 
 from brainlib import answers, evaluation, paper, plots, results
-from brainlib.display import glue, shown
+from brainlib.display import glue
 
 grid = answers.Grid.open(results_dir)  # loads every run and recomputes its metrics
 what = answers.setup(grid)
@@ -76,11 +76,9 @@ display(Markdown(f"```{{important}}\n{what.caveats[0]}\n```\n\n{what.sentence}")
 # answers that follow.
 
 # %% tags=["hide-input"]
-a = answers.convergence(grid)
+a = answers.convergence(grid).show()
 glue("n_runs", a.numbers["runs"], display=False)
 glue("n_converged", a.numbers["converged"], display=False)
-display(Markdown(a.markdown()))
-shown(a.table)
 
 # %% [markdown]
 # ## Does SE beat base?
@@ -96,9 +94,7 @@ shown(a.table)
 # paper reported SE ahead by 5.8 points of accuracy and 0.012 of AUC.
 
 # %% tags=["hide-input"]
-a = answers.se_vs_base(grid, "paper")
-display(Markdown(a.markdown()))
-shown(a.table) if a.table is not None else None
+_ = answers.se_vs_base(grid, "paper").show()
 
 # %% [markdown]
 # ## How much does duplicate leakage raise test accuracy?
@@ -114,9 +110,7 @@ shown(a.table) if a.table is not None else None
 # between two trainings on the paper's split, shows the size of chance alone.
 
 # %% tags=["hide-input"]
-a = answers.leakage(grid)
-display(Markdown(a.markdown()))
-shown(a.table) if a.table is not None else None
+_ = answers.leakage(grid).show()
 
 # %% [markdown]
 # ## How far apart are the paper's split and a duplicate-free split?
@@ -128,9 +122,7 @@ shown(a.table) if a.table is not None else None
 # impossible.
 
 # %% tags=["hide-input"]
-a = answers.split_difference(grid)
-display(Markdown(a.markdown()))
-shown(a.table) if a.table is not None else None
+_ = answers.split_difference(grid).show()
 
 # %% [markdown]
 # ## How do the models fare on another dataset's test images?
@@ -143,9 +135,7 @@ shown(a.table) if a.table is not None else None
 # training images.
 
 # %% tags=["hide-input"]
-a = answers.external(grid)
-display(Markdown(a.markdown()))
-shown(a.table) if a.table is not None else None
+_ = answers.external(grid).show()
 
 # %% [markdown]
 # ## What do the Grad-CAM heatmaps look at?
@@ -161,13 +151,9 @@ shown(a.table) if a.table is not None else None
 # trained weights are replaced by random ones.
 
 # %% tags=["hide-input"]
-a = answers.saliency(grid)
-display(Markdown(a.markdown()))
-if a.table is not None:
-    glue("deletion", plots.deletion_curves(answers.saliency_table(grid)), display=False)
-    display(shown(a.table))
-else:
-    glue("deletion", Markdown("(no deletion curves yet)"), display=False)
+a = answers.saliency(grid).show()
+glue("deletion", plots.deletion_curves(answers.saliency_table(grid)) if a.table is not None
+     else Markdown("(no deletion curves yet)"), display=False)  # fmt: skip
 
 # %% [markdown]
 # ```{glue:figure} deletion
@@ -184,9 +170,7 @@ else:
 # numbers are set against each other only to measure the distance.
 
 # %% tags=["hide-input"]
-a = answers.distance_from_paper(grid)
-display(Markdown(a.markdown()))
-shown(a.table) if a.table is not None else None
+_ = answers.distance_from_paper(grid).show()
 fig = plots.replication_runs(grid.frame)
 if figures_dir:
     _ = plots.save(fig, figures_dir, "replication_runs")

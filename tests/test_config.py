@@ -1,5 +1,6 @@
 import pytest
 
+from brainlib import runs
 from brainlib.config import ConfigError, load_profile, parse_overrides, profile_names
 
 
@@ -70,3 +71,34 @@ def test_init_from_chains_stages_on_the_final_runs_data():
         load_profile("smoke", init_from="smoke")
     with pytest.raises(ConfigError, match="weights = 'none'"):
         load_profile("paper", init_from="smoke")
+
+
+def test_grid_fields_read_from_toml_and_command_line():
+    p = load_profile("real224")
+    assert len(p.seeds) >= 3 and p.splits == ("paper", "dedup", "grouped")
+    q = load_profile("smoke", seeds="7, 8", splits="grouped")
+    assert q.seeds == (7, 8) and q.splits == ("grouped",)
+    with pytest.raises(ConfigError, match="'random'"):
+        load_profile("smoke", splits="paper,random")
+    with pytest.raises(ConfigError, match="repeat"):
+        load_profile("smoke", seeds="1,1")
+    with pytest.raises(ConfigError, match="seeds"):
+        load_profile("smoke", seeds="1,x")
+
+
+def test_grid_pairs_profile_first_without_repeats():
+    p = load_profile("smoke", seeds=(3, 42), splits=("grouped", "paper"))
+    assert runs.grid(p) == [("paper", 42), ("grouped", 3), ("grouped", 42), ("paper", 3)]
+    assert runs.grid(load_profile("smoke")) == [("paper", 42)]
+
+
+def test_finished_runs_survive_fields_that_do_not_change_training():
+    old = load_profile("scratch").to_dict()
+    for key in ("seeds", "splits"):  # a run.json written before these fields existed
+        old.pop(key)
+    new = load_profile("scratch", bootstrap_resamples=50, description="x").to_dict()
+    assert runs.training_fields_changed(old, new) == []
+    changed = runs.training_fields_changed(old, load_profile("scratch", dropout=0.3).to_dict())
+    assert changed == ["dropout: 0.5 != 0.3"]
+    old.pop("bn_momentum")  # missing in an old run.json: counts only if not the default
+    assert runs.training_fields_changed(old, new) == ["bn_momentum: None != 0.9"]

@@ -13,41 +13,10 @@ import pytest
 
 from brainlib import answers, results
 from brainlib import runs as runs_mod
-from brainlib.config import ConfigError, load_profile
+from brainlib.config import load_profile
 from tests.handmade import A, B, make_grid
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_grid_fields_read_from_toml_and_command_line():
-    p = load_profile("real224")
-    assert len(p.seeds) >= 3 and p.splits == ("paper", "dedup", "grouped")
-    q = load_profile("smoke", seeds="7, 8", splits="grouped")
-    assert q.seeds == (7, 8) and q.splits == ("grouped",)
-    with pytest.raises(ConfigError, match="'random'"):
-        load_profile("smoke", splits="paper,random")
-    with pytest.raises(ConfigError, match="repeat"):
-        load_profile("smoke", seeds="1,1")
-    with pytest.raises(ConfigError, match="seeds"):
-        load_profile("smoke", seeds="1,x")
-
-
-def test_grid_pairs_profile_first_without_repeats():
-    p = load_profile("smoke", seeds=(3, 42), splits=("grouped", "paper"))
-    assert runs_mod.grid(p) == [("paper", 42), ("grouped", 3), ("grouped", 42), ("paper", 3)]
-    assert runs_mod.grid(load_profile("smoke")) == [("paper", 42)]
-
-
-def test_finished_runs_survive_fields_that_do_not_change_training():
-    old = load_profile("scratch").to_dict()
-    for key in ("seeds", "splits"):  # a run.json written before these fields existed
-        old.pop(key)
-    new = load_profile("scratch", bootstrap_resamples=50, description="x").to_dict()
-    assert runs_mod.training_fields_changed(old, new) == []
-    changed = runs_mod.training_fields_changed(old, load_profile("scratch", dropout=0.3).to_dict())
-    assert changed == ["dropout: 0.5 != 0.3"]
-    old.pop("bn_momentum")  # missing in an old run.json: counts only if not the default
-    assert runs_mod.training_fields_changed(old, new) == ["bn_momentum: None != 0.9"]
 
 
 @pytest.fixture

@@ -33,6 +33,17 @@ class Answer:
             out.append(f"*Runs used ({len(self.runs)}):* {self.why}")
         return "\n\n".join(out)
 
+    def show(self) -> Answer:
+        """Display the answer in a notebook: its text, then its table."""
+        from IPython.display import Markdown, display
+
+        from brainlib.display import shown
+
+        display(Markdown(self.markdown()))
+        if self.table is not None:
+            display(shown(self.table))
+        return self
+
 
 @dataclass
 class Grid:
@@ -49,6 +60,12 @@ class Grid:
         frame = res.load(root)
         res.check_metrics(root)  # every accuracy and AUC recomputed from predictions.csv
         return cls(root, frame, verdict_table(frame), resamples)
+
+    def seeds(self, arms) -> list[int]:
+        """The seeds whose runs converged in every arm, an arm a ``(model, split)``."""
+        ok = self.converged()
+        found = [set(ok.loc[(ok["model"] == m) & (ok["split"] == s), "seed"]) for m, s in arms]
+        return sorted(set.intersection(*found)) if found else []
 
     def converged(self, split: str | None = None, model: str | None = None):
         ok = self.frame[self.verdicts["converged"].to_numpy()]

@@ -33,12 +33,9 @@ def leakage(grid: Grid) -> Answer:
     question = "How much does duplicate leakage raise test accuracy?"
     rows, numbers, used, text = [], {}, [], []
     for model in VARIANTS:
-        ok = grid.converged(model=model)
-        seeds = sorted(set(ok.loc[ok["split"] == "paper", "seed"])
-                       & set(ok.loc[ok["split"] == "dedup", "seed"]))  # fmt: skip
+        seeds = grid.seeds([(model, "paper"), (model, "dedup")])
         if not seeds:
-            text.append(f"**{MODEL[model]}:** not measured yet (no seed with converged runs on "
-                        "both the paper and the dedup split).")  # fmt: skip
+            text.append(not_yet(model, "dedup"))
             continue
         used += [runs.run_name(model, s, x) for x in seeds for s in ("paper", "dedup")]
         pooled = {s: pl.per_image(res.run_predictions(grid.frame, s, (model,), seeds))
@@ -100,6 +97,11 @@ def leakage(grid: Grid) -> Answer:
                       "converged", numbers={**numbers, "residual": links})  # fmt: skip
 
 
+def not_yet(model: str, other: str) -> str:
+    return (f"**{MODEL[model]}:** not measured yet (no seed with converged runs on both the "
+            f"paper and the {other} split).")  # fmt: skip
+
+
 def _placebo(grid: Grid, model: str) -> dict:
     """The difference of differences between two converged paper-split seeds of ``model``
     (no copies differ between them), for each pair of seeds."""
@@ -156,12 +158,9 @@ def split_difference(grid: Grid) -> Answer:
     question = "How far apart are the paper's split and a duplicate-free split?"
     rows, text, used = [], [], []
     for model in VARIANTS:
-        ok = grid.converged(model=model)
-        seeds = sorted(set(ok.loc[ok["split"] == "paper", "seed"])
-                       & set(ok.loc[ok["split"] == "grouped", "seed"]))  # fmt: skip
+        seeds = grid.seeds([(model, "paper"), (model, "grouped")])
         if not seeds:
-            text.append(f"**{MODEL[model]}:** not measured yet (no seed with converged runs on "
-                        "both the paper and the grouped split).")  # fmt: skip
+            text.append(not_yet(model, "grouped"))
             continue
         used += [runs.run_name(model, s, x) for x in seeds for s in ("paper", "grouped")]
         scores = {}

@@ -94,9 +94,7 @@ def se_vs_base(grid: Grid, split: str = "paper") -> Answer:
     """SE against base on ``split``: pooled over the converged seeds of both models, paired
     by image; the spread over seeds; what the interval rules out, against the paper."""
     question = f"Does SE beat base ({split} split)?"
-    ok = grid.converged(split)
-    seeds = sorted(set(ok.loc[ok["model"] == "se", "seed"]) & set(ok.loc[ok["model"] == "base",
-                                                                         "seed"]))  # fmt: skip
+    seeds = grid.seeds([("se", split), ("base", split)])
     if not seeds:
         return Answer(question, f"Not measured yet: no seed of the {split} split has a "
                                 "converged run of both models.")  # fmt: skip
