@@ -278,23 +278,6 @@ def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level
     return lo, hi
 
 
-def side_by_side(ours, variant: str, metrics=("precision", "recall", "f1", "auc", "accuracy")):
-    """Paper, replication and difference for each metric: columns (metric, source)."""
-    import pandas as pd
-
-    from brainlib.paper import table as paper_table
-
-    paper = paper_table(variant)
-    frames = {}
-    for m in metrics:
-        frames[(m, "paper")] = paper[m].astype(float)
-        frames[(m, "replication")] = ours[m].astype(float).round(3)
-        frames[(m, "difference")] = (ours[m].astype(float) - paper[m].astype(float)).round(3)
-    out = pd.DataFrame(frames)
-    out.columns = pd.MultiIndex.from_tuples(out.columns)
-    return out
-
-
 def accuracy_column_evidence():
     """Is the paper's per-class "Accuracy" recall, F1 or one-vs-rest accuracy?
 
@@ -390,28 +373,6 @@ def paper_table(metrics: dict):
     return table(frame, {"group": "Class", "metric": "Metric", "paper": "Paper",
                          "replication": "Replication", "difference": "Difference",
                          "95% CI": "95% interval"})  # fmt: skip
-
-
-def ci_table(metrics: dict, columns=("precision", "recall", "f1", "auc", "accuracy")):
-    """``value [low, high]`` strings for each cell of a run's table (from metrics.json)."""
-    import pandas as pd
-
-    rows = {}
-    for group in GROUPS:
-        values = metrics["table"][group]
-        rows[group] = {
-            c: (
-                f"{values[c]:.3f} [{metrics['ci_low'][group][c]:.3f}, "
-                f"{metrics['ci_high'][group][c]:.3f}]"
-                if values.get(c) is not None
-                else "n/a"
-            )
-            for c in columns
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
-
-
-# ---------------------------------------------------------------------------- the run
 
 
 def evaluate_run(

@@ -52,6 +52,7 @@ import pandas as pd
 
 from brainlib import config, data, paper, plots, runs
 from brainlib.data import audit, splits
+from brainlib.display import shown, table
 
 P = config.load_profile(profile, **overrides)
 ds = data.load_dataset(P, data_dir, allow_mismatch=True)
@@ -153,13 +154,13 @@ for title, pairs in (("Exact duplicates", exact), ("Near duplicates", near)):
 # %%
 flags = audit.write_duplicate_flags(runs.data_stage_dir(runs_dir, P), index, kinds)  # for export
 leak = pd.DataFrame(
-    {
-        (kind, sub): report["splits"][kind][sub]
-        for kind in ("paper", "grouped")
-        for sub in ("val", "test")
-    }
-).T
-leak
+    [{"split": kind, "subset": sub, **report["splits"][kind][sub]}
+     for kind in ("paper", "grouped") for sub in ("val", "test")]
+)  # fmt: skip
+shown(table(leak, {"split": "Split", "subset": "Subset", "images": "Images",
+                   "with_exact_duplicate_in_train": "Exact duplicate in training",
+                   "with_near_duplicate_in_train": "Exact or near duplicate in training",
+                   "share_with_near_duplicate_in_train": "Share"}))  # fmt: skip
 
 # %%
 pd.DataFrame(report["near"]["cross_label_examples"])

@@ -51,9 +51,13 @@ overrides = {}
 import pandas as pd
 
 from brainlib import config, evaluation, plots, runs, training
+from brainlib.display import shown, table
 
 P = config.load_profile(profile, **overrides)
-evaluation.accuracy_column_evidence()
+shown(table(evaluation.accuracy_column_evidence(), {
+    "model": "Model", "class": "Class", "accuracy_column": "Paper's column", "recall": "Recall",
+    "f1": "F1", "ovr_accuracy_reconstructed": "One-vs-rest accuracy (rebuilt)",
+    "equals_f1": "= F1", "equals_recall": "= recall"}))  # fmt: skip
 
 # %%
 # the runs of chapter 3 (trained here if this chapter runs on its own, e.g. on Colab)
@@ -76,23 +80,13 @@ pd.DataFrame(
 # F1 are macro averages (the paper gives none).
 
 # %%
-tables = {v: evaluation.metrics_table(m) for v, m in metrics.items()}
-evaluation.side_by_side(tables["se"], "se")
-
-# %% [markdown]
-# With 95% bootstrap intervals:
-
-# %%
-evaluation.ci_table(metrics["se"])
+shown(evaluation.paper_table(metrics["se"]))
 
 # %% [markdown]
 # ## Table 2: the base model, paper and replication
 
 # %%
-evaluation.side_by_side(tables["base"], "base")
-
-# %%
-evaluation.ci_table(metrics["base"])
+shown(evaluation.paper_table(metrics["base"]))
 
 # %% [markdown]
 # ## Figure 4: confusion matrices
@@ -119,8 +113,9 @@ for v, f in folders.items():
 #
 # 1. Set `overrides = {"bootstrap_resamples": 200}` and compare the intervals
 #    with those above: which digits move?
-# 2. The paper's "accuracy" column is the F1 score. In `evaluation.side_by_side`,
-#    compare the paper's column with our `recall` instead of `accuracy`: how
-#    many rows would then disagree by more than 0.02?
+# 2. The paper's "accuracy" column is the F1 score. In
+#    `evaluation.paper_comparison(metrics["se"])`, compare the paper's
+#    `accuracy` rows with our `recall` rows instead: how many would then
+#    disagree by more than 0.02?
 # 3. From `metrics["se"]["confusion_matrix"]`, compute the glioma recall by
 #    hand and check it against Table 1's `recall`.

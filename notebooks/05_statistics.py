@@ -52,9 +52,14 @@ overrides = {}
 import pandas as pd
 
 from brainlib import config, evaluation, pooled, runs, statistics, training
+from brainlib.display import shown, table
 
 P = config.load_profile(profile, **overrides)
-statistics.reconstruct_paper_ztests()
+z = statistics.reconstruct_paper_ztests().reset_index()
+shown(table(z, {"group": "Class", "n": "Test images", "se_correct": "SE right",
+                "base_correct": "Base right", "z": "z", "p": "p", "paper_p": "Paper's p",
+                "significance_agrees": "Same verdict", "rounds_to_paper_p_of": "Paper's p of"},
+            {"n": 0, "se_correct": 0, "base_correct": 0, "p": 4}))  # fmt: skip
 
 # %% [markdown]
 # Read row by row:
@@ -153,7 +158,13 @@ pd.DataFrame(
 # the replication's runs, below, both are shown for each class:
 
 # %%
-statistics.compare_models(y, pred_se, pred_base)
+tests = statistics.compare_models(y, pred_se, pred_base).reset_index()
+shown(table(tests, {"group": "Class", "n": "Images", "se_correct": "SE right",
+                    "base_correct": "Base right", "z_test_p": "z-test p",
+                    "only_se_right": "Only SE right", "only_base_right": "Only base right",
+                    "mcnemar_p": "McNemar p"},
+            {"n": 0, "se_correct": 0, "base_correct": 0, "only_se_right": 0,
+             "only_base_right": 0, "z_test_p": 4, "mcnemar_p": 4}))  # fmt: skip
 
 # %% [markdown]
 # ## Seeds, and images that are copies of each other

@@ -207,9 +207,29 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
             assert not broken, f"images that did not load on {name}: {broken}"
             assert driver.save_screenshot(str(shots / f"{name}.png"))
             assert (shots / f"{name}.png").stat().st_size > 10_000
+        wide = {}  # every page: no table wider than the text column at 1280 px
+        for page in _pages(html):
+            driver.get(page.as_uri())
+            WebDriverWait(driver, 30).until(
+                lambda d: d.execute_script("return document.readyState") == "complete"
+            )
+            over = driver.execute_script(TABLES_WIDER_THAN_THE_COLUMN)
+            if over:
+                wide[page.name] = over
+        assert not wide, f"tables wider than the text column: {wide}"
     finally:
         driver.quit()
     (shots / "checked.json").write_text(json.dumps({"selenium": selenium.__version__}))
+
+
+TABLES_WIDER_THAN_THE_COLUMN = """
+const col = document.querySelector('article.bd-article') || document.querySelector('main');
+const width = col.getBoundingClientRect().width;
+return Array.from(col.querySelectorAll('table'))
+  .map(t => [Math.round(t.getBoundingClientRect().width), Math.round(width),
+             (t.innerText || '').slice(0, 50)])
+  .filter(x => x[0] > x[1] + 1);
+"""
 
 
 def test_training_progress_reports_new_epochs_with_the_time_left(tmp_path):

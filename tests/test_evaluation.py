@@ -13,10 +13,12 @@ from brainlib.evaluation import (
     accuracy_column_evidence,
     bootstrap_table,
     confusion,
+    paper_comparison,
+    paper_table,
     per_class_table,
     read_predictions,
-    side_by_side,
 )
+from brainlib.evaluation import scores as _scores
 
 
 @pytest.fixture
@@ -88,15 +90,20 @@ def test_the_papers_accuracy_column_is_f1():
     assert (base["ovr_accuracy_reconstructed"] > base["accuracy_column"]).sum() >= 3
 
 
-def test_side_by_side_puts_paper_and_replication_together(hand_case):
+def test_paper_table_puts_paper_and_replication_together(hand_case):
     y, proba = hand_case
-    t = side_by_side(per_class_table(y, proba), "se")
-    assert t.loc["glioma_tumor", ("precision", "paper")] == 0.99
-    assert t.loc["overall", ("auc", "paper")] == 0.999
-    diff = t[("recall", "difference")]
-    np.testing.assert_allclose(
-        diff, (t[("recall", "replication")] - t[("recall", "paper")]).round(3), atol=1e-3
-    )
+    frame = pd.DataFrame(proba, columns=list(PROB_COLUMNS)).assign(
+        **{"class": [CLASSES[k] for k in y]})  # fmt: skip
+    metrics = {"variant": "se", **_scores(frame, n_resamples=50)}
+    long = paper_comparison(metrics)
+    assert long.loc[("glioma_tumor", "precision"), "paper"] == 0.99
+    assert long.loc[("overall", "auc"), "paper"] == 0.999
+    row = long.loc[("glioma_tumor", "recall")]
+    assert row["difference"] == pytest.approx(row["replication"] - row["paper"])
+    human = paper_table(metrics)
+    assert list(human.columns) == ["Class", "Metric", "Paper", "Replication", "Difference",
+                                   "95% interval"]  # fmt: skip
+    assert "nan" not in human.to_string().lower() and human["Class"].iloc[0] == "Glioma tumor"
 
 
 def _write_predictions(folder, frame):

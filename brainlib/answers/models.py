@@ -30,8 +30,8 @@ def convergence(grid: Grid) -> Answer:
     """Did the runs converge? One row per committed run, with its schedule."""
     f, v = grid.frame, grid.verdicts
     table = f[["model", "split", "seed"]].assign(
-        schedule=[f"{m} epochs, patience {p}" for m, p in zip(f["max_epochs"], f["patience"],
-                                                              strict=True)],
+        run=[f"{MODEL[r.model]}, {r.split}, {r.seed}" for r in f.itertuples()],
+        schedule=[f"{m}, {p}" for m, p in zip(f["max_epochs"], f["patience"], strict=True)],
         epochs=v["epochs"], best=v["best_epoch"], patience_stop=v["stopped_on_patience"],
         fit=v["train_accuracy"], test=f["accuracy"], external=_external_accuracy(grid),
         minutes=[sum(float(m["train_seconds"]) for _, m in res.stage_chain(grid.root, d)) / 60
@@ -46,10 +46,10 @@ def convergence(grid: Grid) -> Answer:
                 "inference mode. Only these runs enter the answers below.")  # fmt: skip
     if bad:
         sentence += " Left out: " + "; ".join(bad) + "."
-    headers = {"model": "Model", "split": "Split", "seed": "Seed", "schedule": "224 px schedule",
-               "epochs": "Epochs (224 px)", "best": "Best", "patience_stop": "Stopped on patience",
+    headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience (224 px)",
+               "epochs": "Epochs", "best": "Best", "patience_stop": "Stopped on patience",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
-               "minutes": "Minutes (all stages)", "verdict": "Converged"}  # fmt: skip
+               "minutes": "Minutes", "verdict": "Converged"}  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
                   runs=[run_name(r) for r in f.itertuples()], why="every committed run",
