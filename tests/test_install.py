@@ -54,5 +54,5 @@ def test_the_wheel_in_a_fresh_venv_runs_chapters_01_and_04_on_their_own(tmp_path
               "--no-progress-bar"], env=env, cwd=work)  # fmt: skip
     out = json.loads((work / "04_evaluation.out.ipynb").read_text())
     text = json.dumps([c.get("outputs", []) for c in out["cells"]])
-    assert "glioma_tumor" in text and "paper" in text  # Table 1 beside the paper's values
+    assert "Glioma tumor" in text and "Paper" in text  # Table 1 beside the paper's values
     assert list((work / "runs" / "smoke").glob("se-paper-seed42/metrics.json"))
