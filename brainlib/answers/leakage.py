@@ -130,6 +130,8 @@ def _leakage_sentence(model, seeds, raw, strat, adj, placebo) -> str:
             if e["low"] > 0 else
             "training on the copies lowered accuracy on their test twins" if e["high"] < 0 else
             "no leakage effect shown")  # fmt: skip
+    if len(seeds) < 2:  # a verdict needs the spread over trainings, which one seed lacks
+        word = "one seed, no verdict"
     text = (f"**{MODEL[model]} ({n_of(len(seeds), 'seed')}): {word}.** On the "
             f"{int(dup['images'])} test images with a duplicate in the paper split's training "
             f"set, accuracy {dup['with_copies']:.3f} with the copies and "
