@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "brainlib needs Python 3.11 or 3.12, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing brainlib[$(EXTRA),book,dev] into $(VENV) ..."
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	set -o pipefail; $(BIN)/python -m pip install -q -e ".[$(EXTRA),book,dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -m pip install -q --upgrade pip uv 2>&1 | grep -v "^WARNING: Location" || true
+	@# uv resolves and installs in parallel (seconds where its cache is warm); pip if it is missing
+	set -o pipefail; if $(BIN)/python -m uv --version >/dev/null 2>&1; then \
+		$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[$(EXTRA),book,dev]"; \
+	else $(BIN)/python -m pip install -q -e ".[$(EXTRA),book,dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }; fi
 	@echo "$(EXTRA)" > $(STAMP)
 
 venv: $(STAMP)
@@ -36,6 +39,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers (pytest-xdist), each taking whole test files so that a module's fixtures
+# (the smoke book, the smoke runs) are built once; --durations shows where the time goes.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=20
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from brainlib.config import CLASSES, load_profile
 from brainlib.data import load_dataset
-from brainlib.data.pipeline import FeatureArrays, image_dataset, preprocess, training_stream
+from brainlib.data.tfdata import FeatureArrays, image_dataset, preprocess, training_stream
 from brainlib.models import (
     FREEZE_BOUNDARY,
     build_model,
@@ -48,7 +48,7 @@ from brainlib.models import (
     precision_policy,
     trunk_and_top,
 )
-from brainlib.training import trunk_features
+from brainlib.trunk_cache import trunk_features
 
 SIZE = 224
 BATCH = 16

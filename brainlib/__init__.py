@@ -5,10 +5,12 @@ Tumor Classification*, Cureus 17(3): e80084.
 
 Layers (a module imports only from the layers above it):
 ``config`` / ``fileio`` / ``paper`` / ``display`` -> ``data`` -> ``models`` -> ``runs``
-(the run folder) -> ``training`` -> ``evaluation`` / ``statistics`` / ``pooled`` /
-``leakage`` / ``gradcam`` / ``external`` -> ``analysis`` / ``results`` (export, load and
-checks of committed results) -> ``answers`` (the questions the results page answers) ->
-``plots`` -> ``pipeline`` / ``cli``.
+(the run folder and its provenance) -> ``protocol`` (the paper's protocol in Keras) /
+``checkpoints`` (resumable) / ``trunk_cache`` (the fast path) -> ``training`` ->
+``evaluation`` / ``statistics`` / ``pooled`` / ``leakage`` / ``gradcam`` / ``external`` ->
+``fit_and_saliency`` (made beside the weights) / ``results`` (export, load and checks of
+committed results) -> ``answers`` (the questions the results page answers) -> ``plots`` ->
+``workflow`` (papermill and Jupyter Book) / ``cli``.
 """
 
 __version__ = "0.2.0"

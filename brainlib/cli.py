@@ -2,31 +2,34 @@
 
 Subcommands: ``profiles``, ``verify``, ``audit``, ``split``, ``train``, ``evaluate``,
 ``analyse``, ``export``, ``run``, ``stand-in-weights``, ``phantoms``, ``manifest``
-(``brainlib COMMAND --help`` says what each does). Each data command takes a folder in
-the Kaggle layout, or none to use the profile's data (phantoms for ``demo``/``smoke``;
-``$BRAINLIB_DATA_DIR`` or a Kaggle download for ``paper``).
+(``brainlib COMMAND --help`` says what each does; :mod:`brainlib.commands` does it).
+Each data command takes a folder in the Kaggle layout, or none to use the profile's data
+(phantoms for ``demo``/``smoke``; ``$BRAINLIB_DATA_DIR`` or a Kaggle download for ``paper``).
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import json
 import sys
 import warnings
-from pathlib import Path
 
 from brainlib import __version__
-from brainlib.config import (
-    DEFAULT_PROFILE,
-    REAL_DATASET,
-    SPLIT_KINDS,
-    VARIANTS,
-    ConfigError,
-    load_profile,
-    parse_overrides,
-    profile_names,
+from brainlib.commands import (
+    cmd_analyse,
+    cmd_audit,
+    cmd_evaluate,
+    cmd_export,
+    cmd_manifest,
+    cmd_phantoms,
+    cmd_profiles,
+    cmd_run,
+    cmd_split,
+    cmd_stand_in_weights,
+    cmd_train,
+    cmd_verify,
 )
+from brainlib.config import DEFAULT_PROFILE, REAL_DATASET, SPLIT_KINDS, VARIANTS, ConfigError
 
 
 def _profile_args(p: argparse.ArgumentParser, skip_bad: bool = True) -> None:
@@ -45,283 +48,6 @@ def _profile_args(p: argparse.ArgumentParser, skip_bad: bool = True) -> None:
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", nargs="?", help="dataset folder in the Kaggle layout")
     _profile_args(p)
-
-
-def _profile(args):
-    name = args.profile or ("paper" if getattr(args, "data_dir", None) else DEFAULT_PROFILE)
-    return load_profile(name, **parse_overrides(args.set))
-
-
-def _dataset(args, profile):
-    from brainlib.data import load_dataset
-
-    # A folder given on the command line is audited as it is: a mismatch with
-    # the manifest is reported, never refused, by the inspection commands.
-    return load_dataset(
-        profile,
-        args.data_dir,
-        on_bad="skip" if args.skip_bad else "raise",
-        allow_mismatch=True,
-    )
-
-
-def cmd_profiles(args) -> int:
-    for name in profile_names():
-        p = load_profile(name)
-        print(f"{name:8s} {p.description}")
-    return 0
-
-
-def cmd_verify(args) -> int:
-    from brainlib.data import class_counts
-
-    profile = _profile(args)
-    ds = _dataset(args, profile)
-    out = {
-        "root": str(ds.root),
-        "images": len(ds.records),
-        "classes": class_counts(ds.records),
-        "manifest_sha256": ds.manifest_sha256,
-        "manifest_check": ds.check.to_dict() if ds.check else None,
-    }
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        print(f"{out['root']}: {out['images']} images {out['classes']}")
-        print(ds.check.summary() if ds.check else "no manifest kept for this dataset")
-    return 0 if (ds.check is None or ds.check.ok) else 1
-
-
-def cmd_audit(args) -> int:
-    from brainlib.data.audit import audit_report, distance_calibration, index_duplicates
-    from brainlib.data.splits import make_split
-
-    profile = _profile(args)
-    ds = _dataset(args, profile)
-    dist = args.max_distance if args.max_distance is not None else profile.near_duplicate_distance
-    seed = args.seed if args.seed is not None else profile.seed
-    index = index_duplicates(ds.records, dist, progress=not args.json)
-    splits = {
-        kind: make_split(ds.records, kind, seed, profile.split_fractions, dist, index)
-        for kind in ("paper", "grouped", "dedup")
-    }
-    report = {"root": str(ds.root), **audit_report(index, splits)}
-    if args.flags_dir:
-        from brainlib.data.audit import write_duplicate_flags
-
-        written = write_duplicate_flags(args.flags_dir, index, splits)
-        print(f"duplicate flags: {', '.join(map(str, written))}", file=sys.stderr)
-    if args.calibrate:
-        report["calibration"] = distance_calibration(ds.records, index.fingerprints)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    ex, near = report["exact"], report["near"]
-    print(f"{report['images']} images in {report['root']}")
-    print(
-        f"exact duplicates: {ex['groups']} groups, {ex['files_in_groups']} files "
-        f"({ex['redundant_files']} redundant), {ex['mixed_label_groups']} with mixed labels"
-    )
-    print(
-        f"near duplicates (pHash distance <= {dist}): {near['groups']} groups, "
-        f"{near['files_in_groups']} files, {near['pairs']} pairs, "
-        f"{near['cross_label_pairs']} pairs with different labels"
-    )
-    for kind, leak in report["splits"].items():
-        for sub in ("val", "test"):
-            s = leak[sub]
-            print(
-                f"{kind} split, {sub}: {s['with_exact_duplicate_in_train']}/{s['images']} "
-                f"with an exact and {s['with_near_duplicate_in_train']}/{s['images']} with a "
-                "near duplicate in train"
-            )
-    return 0
-
-
-def cmd_split(args) -> int:
-    from brainlib.data.splits import make_split, split_summary, write_split_csv
-
-    profile = _profile(args)
-    ds = _dataset(args, profile)
-    seed = args.seed if args.seed is not None else profile.seed
-    kind = args.kind or profile.split
-    assignment = make_split(
-        ds.records, kind, seed, profile.split_fractions, profile.near_duplicate_distance
-    )
-    path = write_split_csv(args.out, ds.records, assignment)
-    summary = split_summary(ds.records, assignment)
-    print(json.dumps({"out": str(path), "kind": kind, "seed": seed, "counts": summary}, indent=2))
-    return 0
-
-
-def cmd_train(args) -> int:
-    from brainlib.training import train
-
-    profile = _profile(args)
-    variants = VARIANTS if args.variant == "both" else (args.variant,)
-    for variant in variants:
-        result = train(
-            profile,
-            variant,
-            runs_root=args.runs,
-            data_dir=args.data_dir,
-            seed=args.seed,
-            weights=args.weights,
-            allow_mismatch=args.allow_data_mismatch,
-            skip_bad=args.skip_bad,
-            verbose=1 if sys.stdout.isatty() else 2,
-            stop_after_epochs=args.stop_after_epochs,
-        )
-        last = result.history[-1] if result.history else {}
-        print(
-            f"{variant}: {result.folder} ({len(result.history)} epochs, "
-            f"resumed after {result.resumed_from}; last val_accuracy "
-            f"{last.get('val_accuracy', float('nan')):.4f})"
-        )
-    return 0
-
-
-def cmd_run(args) -> int:
-    from brainlib.pipeline import PipelineError, run
-
-    overrides = parse_overrides(args.set)
-    load_profile(args.profile, **overrides)  # fail early on a bad profile or field
-    try:
-        html = run(
-            args.profile,
-            root=args.root,
-            data_dir=args.data_dir,
-            weights=args.weights,
-            overrides=overrides,
-            book=not args.no_book,
-        )
-    except PipelineError as err:
-        print(f"brainlib run: {err}", file=sys.stderr)
-        return 1
-    if html:
-        print(f"book: {html / 'index.html'}")
-    return 0
-
-
-def cmd_stand_in_weights(args) -> int:
-    from brainlib.models import write_stand_in_weights
-
-    path = write_stand_in_weights(args.out, seed=args.seed)
-    print(f"stand-in backbone weights (random, seed {args.seed}, not ImageNet): {path}")
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    profile = _profile(args)
-    if args.external:
-        return _evaluate_external(args, profile)
-    if args.skip_bad or args.class_map or args.name:
-        raise ConfigError("--skip-bad, --class-map and --name apply to --external images only")
-    from brainlib.evaluation import evaluate_grid
-
-    grid = evaluate_grid(profile, args.runs, args.data_dir, partial=args.partial)
-    for (split, seed, variant), m in grid.items():
-        print(
-            f"{variant}-{split}-seed{seed}: accuracy {m['accuracy']:.4f}, "
-            f"macro AUC {m['auc_macro']:.4f} ({m['n_test']} test images)"
-        )
-    return 0
-
-
-def cmd_analyse(args) -> int:
-    from brainlib.analysis import analyse_grid
-
-    profile = _profile(args)
-    for (split, seed, variant), a in analyse_grid(
-        profile, args.runs, args.data_dir, partial=args.partial, force=args.force
-    ).items():
-        fit, sal = a["fit"], a["saliency"]
-        energy = ", ".join(f"{m} {e['mean']:.3f}" for m, e in sal["energy_in_brain"].items())
-        area = ", ".join(f"{m} {d['area']:.3f}" for m, d in sal["deletion"].items())
-        brain = sal["brain_area"]["mean"]
-        print(f"{variant}-{split}-seed{seed}: training accuracy (best weights, inference) "
-              f"{fit['train_accuracy']:.4f} of {fit['n_train']}; heatmap energy in the brain "
-              f"{energy} (brain area {brain:.3f}); deletion area {area}")  # fmt: skip
-    return 0
-
-
-def _evaluate_external(args, profile) -> int:
-    from brainlib.external import evaluate_grid_external
-
-    results = evaluate_grid_external(
-        profile, args.runs, args.external, args.class_map, args.name, args.data_dir,
-        on_bad="skip" if args.skip_bad else "raise", partial=args.partial,
-    )  # fmt: skip
-    overlaps = {}
-    for (split, seed, variant), m in results.items():
-        ext = m["external"]
-        print(
-            f"{variant}-{split}-seed{seed} on {ext['name']} ({ext['folder']}/): accuracy "
-            f"{m['accuracy']:.4f}, macro AUC {m['auc_macro']:.4f} ({m['n_test']} images) -> "
-            f"external/{ext['name']}/"
-        )
-        overlaps[split] = m["overlap_with_training"]
-    for split, o in overlaps.items():
-        line = (
-            f"overlap with the {split} split's training images: {o['exact_duplicates_of_training']}"
-            f" of {o['images']} exact and {o['near_duplicates_of_training']} near duplicates "
-            f"(pHash distance <= {o['max_distance']})"
-        )
-        if o["near_duplicates_of_training"]:
-            line += ": a test set that overlaps training is not external, e.g. " + ", ".join(
-                o["examples"]
-            )
-        print(line, file=sys.stderr if o["near_duplicates_of_training"] else sys.stdout)
-    return 0
-
-
-def draw_replication_figure(root):
-    """``<root>/replication_runs.png``: every exported run's test accuracy (README, book)."""
-    from brainlib import plots, results
-
-    fig = plots.replication_runs(results.load(root))
-    return plots.save(fig, root, "replication_runs")[0]
-
-
-def cmd_export(args) -> int:
-    from brainlib import answers
-    from brainlib.results import REPLICATION_PROFILE, check_metrics, export
-
-    profile = _profile(args)
-    out = export(args.runs, profile, args.out, partial=args.partial, replace=args.replace)
-    print(f"{check_metrics(out)} runs -> {out}")
-    print(f"figure: {draw_replication_figure(out)}")
-    readme = Path(args.readme) if args.readme else None
-    if readme is None and profile.name == REPLICATION_PROFILE and Path("README.md").is_file():
-        readme = Path("README.md")
-    if readme is not None:
-        block = answers.readme_block(answers.Grid.open(out))
-        changed = answers.write_readme_block(readme, block)
-        print(f"{readme}: results block {'rewritten' if changed else 'unchanged'}")
-    return 0
-
-
-def cmd_phantoms(args) -> int:
-    from brainlib.data.phantoms import write_phantoms
-
-    root = write_phantoms(args.out, args.per_class, args.size, args.seed)
-    print(root)
-    return 0
-
-
-def cmd_manifest(args) -> int:
-    from brainlib.data.layout import scan_dataset
-    from brainlib.data.manifest import manifest_text
-    from brainlib.fileio import atomic_write_text
-
-    records = scan_dataset(args.data_dir, on_bad="skip" if args.skip_bad else "raise")
-    text = manifest_text(records)
-    if args.out:
-        atomic_write_text(args.out, text)
-        print(f"{len(records)} files -> {args.out}")
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
 def _seed(text: str) -> int:
@@ -461,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field")
     p.add_argument("--root", default=".", help="project root (default: .)")
     p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    p.add_argument(
+        "--solutions",
+        action="store_true",
+        help="execute the exercises' solutions too (else shown without output)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

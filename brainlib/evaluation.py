@@ -49,7 +49,7 @@ class EvaluationError(RuntimeError):
 # ------------------------------------------------------------------------ predictions
 
 
-def split_rows(folder: Path, subset: str = "test") -> list[dict]:
+def subset_rows(folder: Path, subset: str = "test") -> list[dict]:
     from brainlib.data.splits import read_split_csv
 
     try:
@@ -88,7 +88,7 @@ def checked_data_root(folder: Path, rows: list[dict], data_dir=None) -> Path:
 
 def predict_split(folder: Path, subset: str, data_dir=None, batch_size: int = 32):
     """The run's best model on one subset of its split (images checked against their sha256)."""
-    rows = split_rows(folder, subset)
+    rows = subset_rows(folder, subset)
     root = checked_data_root(folder, rows, data_dir)
     model = runs.load_trained_model(folder)
     return predict_images(model, root, [r["path"] for r in rows], [r["class"] for r in rows],
@@ -147,7 +147,7 @@ def predict_images(model, root, paths, classes, batch_size: int = 32):
     ``root/path`` of any size, padded and resized to the model's input as in training."""
     import pandas as pd
 
-    from brainlib.data.pipeline import eval_batches, image_dataset
+    from brainlib.data.tfdata import eval_batches, image_dataset
 
     size = int(model.input.shape[1])
     labels = [CLASSES.index(c) for c in classes]

@@ -47,7 +47,7 @@ def heatmaps(
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from brainlib.data.pipeline import preprocess
+    from brainlib.data.tfdata import preprocess
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
@@ -100,11 +100,11 @@ def random_baseline(masks: Sequence[np.ndarray], seed: int = 0, repeats: int = 2
 
 def resized_masks(paths: Sequence[str], size: int) -> np.ndarray:
     """Phantom lesion masks, padded and resized exactly as their images are
-    (:func:`brainlib.data.pipeline.pad_resize`), then thresholded at half."""
+    (:func:`brainlib.data.tfdata.pad_resize`), then thresholded at half."""
     import tensorflow as tf
 
     from brainlib.data.phantoms import load_mask
-    from brainlib.data.pipeline import pad_resize
+    from brainlib.data.tfdata import pad_resize
 
     out = []
     for p in paths:
@@ -150,7 +150,7 @@ def load_images(paths: Sequence[str], size: int) -> np.ndarray:
     """Images as the model sees them before scaling: padded, resized uint8 (N x size x size x 3)."""
     import tensorflow as tf
 
-    from brainlib.data.pipeline import load_image
+    from brainlib.data.tfdata import load_image
 
     return np.stack([load_image(tf.constant(str(p)), size).numpy() for p in paths])
 
@@ -357,7 +357,7 @@ def saliency_summary(model, frame, root, seed: int = 0, batch_size: int = 16,
     """
     from pathlib import Path
 
-    from brainlib.data.pipeline import preprocess
+    from brainlib.data.tfdata import preprocess
 
     size = int(model.input.shape[1])
     images = load_images([str(Path(root) / p) for p in frame["path"]], size)

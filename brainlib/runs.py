@@ -28,7 +28,10 @@ import csv
 import io
 import json
 import os
+import platform
 import shutil
+import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from brainlib.config import NOT_TRAINING_FIELDS, VARIANTS, Profile
@@ -373,6 +376,62 @@ def grid_folders(
             f"{runs_root}; train them first (brainlib train, or the training notebook)"
         )
     return found
+
+
+# ------------------------------------------------------------------------- provenance
+
+
+def now() -> str:
+    """The time in UTC, to the second (ISO 8601), as run.json and log.txt write it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files were changed."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10)  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=cwd, capture_output=True, text=True, timeout=10)  # fmt: skip
+        if out.returncode == 0:
+            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("brainlib", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn"):
+        with contextlib.suppress(PackageNotFoundError):
+            out[name] = version(name)
+    return out
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the machine type."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpus": [g.name for g in gpus],
+        "device": "GPU" if gpus else "CPU",
+    }
 
 
 # ------------------------------------------------------------------------------ model

@@ -1,261 +1,36 @@
 """Training under the paper's protocol, into a resumable run folder.
 
-The protocol (the paper, "Model development and architecture"): Adam with
-learning rate 1e-4, categorical cross-entropy, batch 16, at most 100 epochs,
-early stopping on validation loss with the best weights restored, and the
-learning rate reduced when validation loss plateaus. Every value is a profile
-field (:class:`brainlib.config.Profile`).
+``train`` is three steps: :func:`prepare` (load and check the data, draw the
+split, settle the run folder and its run.json), :func:`fit` (from the last
+checkpoint, or the start) and :func:`finish` (best and last weights, run.json
+complete). The pieces it joins each have their module:
 
-The run folder's layout and run.json belong to :mod:`brainlib.runs`; while a
-run trains, ``weights/epoch-NNNN/`` (ckpt.weights.h5 + state.json) holds its
-checkpoints. ``train`` is three steps: :func:`prepare`, :func:`fit`, :func:`finish`.
-
-Every file is written atomically. After each epoch a checkpoint (weights with
-the optimizer state, the callbacks' state, the dropout RNG state and the
-history) goes into ``weights/epoch-NNNN/`` and ``weights/latest.json`` is
-then switched to it; a run killed at any moment (even ``kill -9``) resumes
-from its last completed epoch when the same command is run again, and ends
-with the history it would have had, since each epoch's shuffle and flips
-depend only on ``(seed, epoch)`` (:mod:`brainlib.data.pipeline`).
-
-Fast path (``fast_path = true``): the trunk below ``conv5_block1_preact_bn`` is
-frozen and deterministic (BatchNorm in inference mode, no dropout), and the
-only augmentation is a horizontal flip, so its outputs for every training
-image and its mirror image are computed once and kept in memory; each epoch
-then runs only the trainable top. At 224 the trunk's output is 7x7x1024
-float32 (196 KiB) per image: 0.95 GiB for the 2,478 training images and their
-flips, 0.12 GiB for validation. The cache is written once as ``.npy`` files
-under ``<runs>/<profile>/trunk-cache/<key>/``, where the key hashes the
-trunk's weights and the images, so runs with the same frozen trunk (both
-models, and every seed, on ImageNet weights) share it; it is read into memory
-up to ``cache_memory_gib`` and memory-mapped from disk beyond.
+- :mod:`brainlib.protocol`: the paper's protocol in plain Keras (``compile``,
+  early stopping with the best weights restored, the learning rate cut on a plateau);
+- :mod:`brainlib.checkpoints`: the same callbacks made resumable, and a checkpoint
+  after every epoch, so a killed run resumes where it stopped;
+- :mod:`brainlib.trunk_cache`: the fast path (a frozen trunk's outputs computed
+  once, so each epoch trains only the top);
+- :mod:`brainlib.runs`: the run folder's layout, run.json and provenance.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import platform
-import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from brainlib import runs
+from brainlib import checkpoints, runs
 from brainlib.config import CLASSES, VARIANTS, Profile
 from brainlib.data import load_dataset
 from brainlib.data.splits import make_split, read_split_csv, split_csv_text
-from brainlib.fileio import atomic_write, atomic_write_json, atomic_write_text, read_json
+from brainlib.fileio import atomic_write, atomic_write_text
 from brainlib.models import build_for_profile, precision_policy
+from brainlib.protocol import compile_model, set_determinism
 from brainlib.runs import RunError
-
-# ----------------------------------------------------------------------------- set-up
-
-
-def set_determinism(seed: int, ops: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow/Keras; make TensorFlow ops deterministic.
-
-    Op determinism and XLA exclude each other in Keras (it silently drops
-    ``jit_compile``), so a profile with ``jit_compile`` passes ``ops=False``
-    and its run.json says ``"deterministic": false``.
-    """
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)  # random, numpy, tensorflow, keras
-    if ops:
-        tf.config.experimental.enable_op_determinism()
-
-
-def compile_model(model, profile: Profile):
-    import keras
-
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=profile.learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=bool(profile.jit_compile),
-    )
-    return model
-
-
-# ------------------------------------------------------------------------ provenance
-
-
-def git_commit(cwd: Path | None = None) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd or Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd or Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if out.returncode == 0:
-            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("brainlib", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
-
-
-def device_info() -> dict:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gpus": [g.name for g in gpus],
-        "device": "GPU" if gpus else "CPU",
-    }
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------- callbacks
-
-
-def _callbacks(profile: Profile):
-    import keras
-
-    class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-        """EarlyStopping whose counters survive a restart."""
-
-        restored: dict | None = None
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.restored:
-                self.wait = self.restored["wait"]
-                self.best = self.restored["best"]
-                self.best_epoch = self.restored["best_epoch"]
-                self.best_weights = self.restored.get("best_weights")
-
-        def state(self) -> dict:
-            return {"wait": self.wait, "best": self.best, "best_epoch": self.best_epoch}
-
-    class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-        """ReduceLROnPlateau whose counters survive a restart."""
-
-        restored: dict | None = None
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            if self.restored:
-                self.best = self.restored["best"]
-                self.wait = self.restored["wait"]
-                self.cooldown_counter = self.restored["cooldown_counter"]
-
-        def state(self) -> dict:
-            return {"best": self.best, "wait": self.wait, "cooldown_counter": self.cooldown_counter}
-
-    early = ResumableEarlyStopping(
-        monitor="val_loss",
-        patience=profile.early_stopping_patience,
-        restore_best_weights=True,
-    )
-    plateau = ResumableReduceLROnPlateau(
-        monitor="val_loss",
-        factor=profile.reduce_lr_factor,
-        patience=profile.reduce_lr_patience,
-        min_lr=profile.min_learning_rate,
-    )
-    return early, plateau
-
-
-def _seed_states(model) -> dict[str, list[int]]:
-    """The RNG states (dropout) that ``save_weights`` leaves out."""
-    weights = {id(w) for w in model.weights}
-    return {
-        v.path: np.asarray(v.numpy()).tolist()
-        for v in model.variables
-        if id(v) not in weights and "seed_generator" in v.path
-    }
-
-
-def _restore_seed_states(model, states: dict[str, list[int]]) -> None:
-    by_path = {v.path: v for v in model.variables}
-    for path, value in states.items():
-        if path not in by_path:
-            raise RunError(f"checkpoint names an RNG state {path!r} the model does not have")
-        by_path[path].assign(np.asarray(value, dtype=by_path[path].dtype))
-
-
-def _checkpoint_callback(folder: Path, fit_model, early, plateau, history: list[dict], log):
-    import keras
-
-    class EpochCheckpoint(keras.callbacks.Callback):
-        """After each epoch: history, log line and an atomic resumable checkpoint."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._t0 = time.perf_counter()
-            self._lr = float(keras.ops.convert_to_numpy(fit_model.optimizer.learning_rate))
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            row = {
-                "epoch": epoch + 1,
-                "loss": float(logs["loss"]),
-                "accuracy": float(logs["accuracy"]),
-                "val_loss": float(logs["val_loss"]),
-                "val_accuracy": float(logs["val_accuracy"]),
-                "learning_rate": self._lr,
-                "seconds": round(time.perf_counter() - self._t0, 3),
-            }
-            history.append(row)
-            weights_dir = folder / "weights"
-            ckpt = weights_dir / f"epoch-{epoch + 1:04d}"
-            ckpt.mkdir(parents=True, exist_ok=True)
-            atomic_write(ckpt / "ckpt.weights.h5", lambda p: fit_model.save_weights(str(p)))
-            state = {
-                "epoch": epoch + 1,
-                "early_stopping": early.state(),
-                "reduce_lr": plateau.state(),
-                "seed_states": _seed_states(fit_model),
-                "history": history,
-                "stop_training": bool(fit_model.stop_training),
-            }
-            atomic_write_json(ckpt / "state.json", state)
-            # the switch: from here on a restart resumes after this epoch
-            atomic_write_json(weights_dir / "latest.json", {"epoch": epoch + 1, "dir": ckpt.name})
-            runs.write_history(folder, history)
-            keep = {ckpt.name, f"epoch-{early.best_epoch + 1:04d}"}
-            for old in weights_dir.glob("epoch-*"):
-                if old.name not in keep:
-                    shutil.rmtree(old, ignore_errors=True)
-            log(
-                f"epoch {row['epoch']:3d}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
-                f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
-                f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f}s"
-            )
-
-    return EpochCheckpoint()
-
+from brainlib.trunk_cache import trunk_cache, trunk_cache_key
 
 # -------------------------------------------------------------------------- the run
 
@@ -299,96 +74,6 @@ def subsample(records, assignment: dict[str, str], per_group: int, seed: int):
                 group = [group[i] for i in idx]
             keep.extend(group)
     return sorted(keep, key=lambda r: r.relpath)
-
-
-def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None) -> np.ndarray:
-    """The frozen trunk's outputs for every cached image (optionally mirrored).
-
-    ``out``: an array (a memory map) to fill batch by batch instead of a new one.
-    """
-    import tensorflow as tf
-
-    from brainlib.data.pipeline import preprocess
-
-    ds = cached.map(lambda x, y: x[:, ::-1] if flip else x).batch(batch_size)
-    ds = ds.map(preprocess).prefetch(tf.data.AUTOTUNE)
-    if out is None:
-        return np.concatenate([trunk(x, training=False).numpy() for x in ds], axis=0)
-    k = 0
-    for x in ds:
-        rows = trunk(x, training=False).numpy()
-        out[k : k + len(rows)] = rows
-        k += len(rows)
-    return out
-
-
-def trunk_cache_key(trunk, split_text: str, image_size: int) -> str:
-    """What the trunk's outputs depend on: its weights, the images (paths and sha256 of
-    the split) and their size. Runs that share it (both models on ImageNet weights, every
-    seed of a frozen pre-trained trunk) share one cache."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{image_size}\n{split_text}".encode())
-    for w in trunk.weights:
-        digest.update(w.path.encode())
-        digest.update(np.ascontiguousarray(w.numpy()).tobytes())
-    return digest.hexdigest()[:20]
-
-
-def trunk_cache(trunk, train_cache, val_cache, key: str, root: Path, budget_gib: float, log):
-    """The trunk's outputs for the training images (and their mirror images) and the
-    validation images, computed once into ``root/<key>/`` as ``.npy`` files.
-
-    Loaded into memory when they fit ``budget_gib``, else memory-mapped from disk
-    (the page cache keeps what fits). Returns ``(FeatureArrays, val features, val labels)``.
-    """
-    import json
-
-    from brainlib.data.pipeline import FeatureArrays
-
-    folder = root / key
-    names = ("train", "train-flip", "train-labels", "val", "val-labels")
-    t0 = time.perf_counter()
-    if not (folder / "done.json").is_file():
-        tmp = root / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        probe = trunk(np.zeros((1, *trunk.input.shape[1:]), "float32"), training=False)
-        shape, dtype = tuple(probe.shape[1:]), probe.numpy().dtype
-        for split, data in (("train", train_cache), ("val", val_cache)):
-            labels = _labels(data)
-            np.save(tmp / f"{split}-labels.npy", labels)
-            flips = (False, True) if split == "train" else (False,)
-            for flip in flips:
-                name = f"{split}-flip" if flip else split
-                out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype,
-                                                shape=(len(labels), *shape))  # fmt: skip
-                trunk_features(trunk, data, 64, flip=flip, out=out)
-                out.flush()
-                del out
-        (tmp / "done.json").write_text(json.dumps({"key": key, "shape": shape,
-                                                   "dtype": str(dtype)}))  # fmt: skip
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished the same cache first
-            shutil.rmtree(tmp, ignore_errors=True)
-        how = f"computed in {time.perf_counter() - t0:.1f}s"
-    else:
-        how = "reused"
-    size = sum((folder / f"{n}.npy").stat().st_size for n in names)
-    in_memory = size <= budget_gib * 2**30
-    mode = None if in_memory else "r"
-    arrays = {n: np.load(folder / f"{n}.npy", mmap_mode=mode) for n in names}
-    train = FeatureArrays(arrays["train"], arrays["train-flip"], arrays["train-labels"])
-    where = "in memory" if in_memory else f"memory-mapped from disk (over {budget_gib:g} GiB)"
-    log(f"fast path: trunk features {train.features.shape[1:]} of {len(train)} training images "
-        f"(+ mirror images) and {len(arrays['val-labels'])} validation images, "
-        f"{size / 2**30:.2f} GiB at {folder.resolve()}, {how}, {where}")  # fmt: skip
-    return train, arrays["val"], arrays["val-labels"]
-
-
-def _labels(cached) -> np.ndarray:
-    return np.concatenate([y.numpy() for _, y in cached.batch(4096)])
 
 
 def prepare(
@@ -464,12 +149,12 @@ def prepare(
     plan.meta = {
         **meta,
         "status": runs.RUNNING,
-        "git_commit": git_commit(),
-        "versions": package_versions(),
-        "device": device_info(),
+        "git_commit": runs.git_commit(),
+        "versions": runs.package_versions(),
+        "device": runs.device_info(),
         "precision_policy": precision_policy(profile.mixed_precision),
         "deterministic": not profile.jit_compile,
-        "started": (old or {}).get("started", _now()),
+        "started": (old or {}).get("started", runs.now()),
         "command": sys.argv,
     }
     runs.write_meta(folder, plan.meta)
@@ -518,7 +203,7 @@ def _inputs(plan: RunPlan, log) -> _Inputs:
     """The model and the training and validation data (trunk features on the fast path)."""
     import tensorflow as tf
 
-    from brainlib.data.pipeline import eval_batches, image_dataset
+    from brainlib.data.tfdata import eval_batches, image_dataset
     from brainlib.models import trunk_and_top
 
     profile = plan.profile
@@ -552,52 +237,24 @@ def _inputs(plan: RunPlan, log) -> _Inputs:
     return _Inputs(model, top, train, val, n)
 
 
-@dataclass
-class _Resume:
-    start: int = 0  # epochs done
-    history: list = None
-    early: dict | None = None
-    plateau: dict | None = None
-    stopped: bool = False  # early stopping had fired before the restart
-
-
-def _resume(folder: Path, fit_model, log) -> _Resume:
-    """The state of the last completed epoch's checkpoint, loaded into ``fit_model``."""
-    latest = folder / runs.WEIGHTS / "latest.json"
-    if not latest.is_file():
-        return _Resume(history=[])
-    wdir = folder / runs.WEIGHTS
-    pointer = read_json(latest)
-    state = read_json(wdir / pointer["dir"] / "state.json")
-    fit_model.optimizer.build(fit_model.trainable_variables)
-    best_dir = wdir / f"epoch-{state['early_stopping']['best_epoch'] + 1:04d}"
-    fit_model.load_weights(str(best_dir / "ckpt.weights.h5"))
-    early = {**state["early_stopping"], "best_weights": fit_model.get_weights()}
-    fit_model.load_weights(str(wdir / pointer["dir"] / "ckpt.weights.h5"))
-    _restore_seed_states(fit_model, state["seed_states"])
-    log(f"resuming after epoch {state['epoch']}")
-    return _Resume(state["epoch"], state["history"], early, state["reduce_lr"],
-                   bool(state.get("stop_training")))  # fmt: skip
-
-
 def fit(plan: RunPlan, inputs: _Inputs, log, verbose: int = 1, stop_after: int | None = None):
     """Train from the last checkpoint (or the start) to the end or ``stop_after`` epochs.
 
     Returns ``(history, start, best_epoch, finished)``; the best weights are in
     the model when ``finished``.
     """
-    from brainlib.data.pipeline import training_stream
+    from brainlib.data.tfdata import training_stream
 
     profile, fit_model = plan.profile, inputs.fit_model
     compile_model(fit_model, profile)
-    state = _resume(plan.folder, fit_model, log)
+    state = checkpoints.resume(plan.folder, fit_model, log)
     if state.start == 0:
         log(f"start: {plan.variant} model, profile {profile.name}, seed {plan.seed}, "
             f"{inputs.n_train} training images")  # fmt: skip
-    early, plateau = _callbacks(profile)
+    early, plateau = checkpoints.resumable_callbacks(profile)
     early.restored, plateau.restored = state.early, state.plateau
     history = state.history
-    ckpt = _checkpoint_callback(plan.folder, fit_model, early, plateau, history, log)
+    ckpt = checkpoints.epoch_checkpoint(plan.folder, fit_model, early, plateau, history, log)
     end = profile.max_epochs if stop_after is None else min(profile.max_epochs, stop_after)
     start = profile.max_epochs if state.stopped else state.start
     if start < end:
@@ -642,13 +299,13 @@ def finish(plan: RunPlan, inputs: _Inputs, history: list[dict], best_epoch: int,
 
     save(best, "best.weights.h5")
     if history:
-        last_dir = wdir / read_json(wdir / "latest.json")["dir"]
-        fit_model.load_weights(str(last_dir / "ckpt.weights.h5"))  # the top, on the fast path
+        # the last epoch's weights (only the top's, on the fast path)
+        fit_model.load_weights(str(checkpoints.latest_checkpoint(plan.folder)))
         save(model.get_weights(), "last.weights.h5")
         model.set_weights(best)
     plan.meta.update(
         status=runs.COMPLETE,
-        finished=_now(),
+        finished=runs.now(),
         epochs=len(history),
         best_epoch=best_epoch,
         stopped_early=len(history) < plan.profile.max_epochs,
@@ -656,22 +313,8 @@ def finish(plan: RunPlan, inputs: _Inputs, history: list[dict], best_epoch: int,
         weights_note="best.weights.h5 = model weights of best_epoch (lowest val_loss)",
     )
     runs.write_meta(plan.folder, plan.meta)
-    for old_ckpt in wdir.glob("epoch-*"):
-        shutil.rmtree(old_ckpt, ignore_errors=True)
-    (wdir / "latest.json").unlink(missing_ok=True)
+    checkpoints.drop_checkpoints(plan.folder)
     log(f"complete: {len(history)} epochs, best epoch {best_epoch}")
-
-
-@contextlib.contextmanager
-def _run_log(folder: Path):
-    """``log(line)``: a time-stamped line appended to the run's log.txt."""
-    with open(folder / runs.LOG_TXT, "a", encoding="utf-8") as fh:
-
-        def log(line: str) -> None:
-            fh.write(f"{_now()} {line}\n")
-            fh.flush()
-
-        yield log
 
 
 def train(
@@ -685,6 +328,7 @@ def train(
     verbose: int = 1,
     stop_after_epochs: int | None = None,
     skip_bad: bool = False,
+    progress: bool = False,
 ) -> RunResult:
     """Train ``variant`` under ``profile`` into its run folder; resume if one exists.
 
@@ -693,6 +337,8 @@ def train(
     ``stop_after_epochs`` ends this call after that many epochs in total (the
     run stays resumable); it exists for tests and time-boxed sessions.
     ``skip_bad`` leaves unreadable images out (with a warning) instead of stopping.
+    ``progress`` prints the run's log lines as they are written (one line per epoch),
+    for a notebook, where Keras' own log (``verbose``) is too long.
     A finished run is not trained again: its folder is returned as it is.
     One process at a time trains into a run folder (:func:`brainlib.runs.locked`).
     """
@@ -702,24 +348,25 @@ def train(
     start = init_profile(profile)
     if start is not None:  # progressive resizing: the lower-resolution run comes first
         first = train(start, variant, runs_root, data_dir, seed, None, allow_mismatch, verbose,
-                      None, skip_bad)  # fmt: skip
+                      None, skip_bad, progress)  # fmt: skip
         if runs.read_meta(first.folder).get("status") != runs.COMPLETE:
             return first
     folder = runs.run_dir(runs_root, profile, variant, seed)
     with runs.locked(folder):
         return _train_locked(profile, variant, runs_root, data_dir, seed, weights,
-                             allow_mismatch, skip_bad, verbose, stop_after_epochs)  # fmt: skip
+                             allow_mismatch, skip_bad, verbose, stop_after_epochs,
+                             print if progress else None)  # fmt: skip
 
 
 def _train_locked(profile, variant, runs_root, data_dir, seed, weights, allow_mismatch, skip_bad,
-                  verbose, stop_after_epochs) -> RunResult:  # fmt: skip
+                  verbose, stop_after_epochs, echo) -> RunResult:  # fmt: skip
     import keras
 
     plan = prepare(profile, variant, runs_root, data_dir, seed, weights, allow_mismatch, skip_bad)
     if plan.complete:
         history = runs.read_history_rows(plan.folder)
         return RunResult(plan.folder, history, len(history), None)
-    with _run_log(plan.folder) as log:
+    with checkpoints.run_log(plan.folder, echo) as log:
         keras.backend.clear_session()
         set_determinism(plan.seed, ops=not profile.jit_compile)
         inputs = _inputs(plan, log)
@@ -737,14 +384,24 @@ def train_grid(
     data_dir: str | Path | None = None,
     weights: str | None = None,
     verbose: int = 1,
+    progress: bool = False,
 ) -> dict[tuple[str, int, str], RunResult]:
     """:func:`train` both models for every pair of :func:`brainlib.runs.grid`; finished
-    runs are reused."""
+    runs are reused. ``progress`` first says how many runs are there already and how many
+    will be trained, then prints one line per epoch (:func:`train`)."""
+    keys = [(split, seed, variant) for split, seed in runs.grid(profile) for variant in VARIANTS]
+    if progress:
+        done = sum(runs.is_complete(runs.run_dir(runs_root, profile.replace(split=split),
+                                                 variant, seed))
+                   for split, seed, variant in keys)  # fmt: skip
+        todo = len(keys) - done
+        print(f"{done} of {len(keys)} runs of profile {profile.name} are finished under "
+              f"{runs_root}" + (f"; training {todo} now, one line per epoch"
+                                if todo else ": nothing to train"))  # fmt: skip
     return {
         (split, seed, variant): train(
             profile.replace(split=split), variant, runs_root, data_dir, seed=seed,
-            weights=weights, verbose=verbose,
+            weights=weights, verbose=verbose, progress=progress,
         )
-        for split, seed in runs.grid(profile)
-        for variant in VARIANTS
+        for split, seed, variant in keys
     }  # fmt: skip

@@ -19,6 +19,24 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/01_data.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/01_data.ipynb)
 #
+# ## Overview
+#
+# 1. The dataset of the profile, checked against the project's manifest.
+# 2. The preprocessing, with the aspect-kept resize written out in Pillow.
+# 3. The stratified 80/10/10 split, and the grouped and deduplicated splits.
+# 4. The duplicate audit: exact copies, near duplicates by perceptual hash
+#    (written out), and how many test images have a copy in training.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Training, validation and test sets | Necessary | [scikit-learn: cross-validation](https://scikit-learn.org/stable/modules/cross_validation.html) |
+# | NumPy arrays and Pillow images | Helpful | [Pillow tutorial](https://pillow.readthedocs.io/en/stable/handbook/tutorial.html) |
+#
+# **Time to run**: under a minute on the `demo` profile with 2 CPU cores;
+# about two minutes on the real data (hashing 3,096 images).
+#
 # The paper trains on the Kaggle *Brain Tumors 256x256* dataset: 3,096 MRI
 # slices in four folders (glioma, meningioma, no tumour, pituitary). It says
 # the images were "randomly shuffled and divided" 80/10/10 into training,
@@ -84,12 +102,52 @@ fig = plots.sample_grid(ds.records, per_class=5, seed=P.seed)
 # %% [markdown]
 # ## Preprocessing
 #
-# Every image is scaled to fit 224x224 (the profile's `image_size`) with its
-# aspect ratio kept and the rest padded black, then given three channels and
-# ResNet50V2's scaling to [-1, 1] (`brainlib.data.pipeline`). Training images
-# are flipped left-right at random, with a seed per epoch, so a resumed run
-# sees the same batches as an uninterrupted one.
-#
+# Every image is scaled to fit the profile's `image_size` (224 in the paper)
+# with its aspect ratio kept and the rest padded black, then given three
+# channels and ResNet50V2's scaling to [-1, 1]. Training images are flipped
+# left-right at random, with a seed per epoch, so a resumed run sees the same
+# batches as an uninterrupted one. The resize, in Pillow:
+
+# %% tags=["method"]
+import numpy as np
+from PIL import Image
+
+
+def pad_resize(image, size):
+    """Fit ``image`` into size x size, its aspect ratio kept, the rest black."""
+    width, height, side = np.float32(image.width), np.float32(image.height), np.float32(size)
+    ratio = max(width / side, height / side)  # float32, as TensorFlow computes it
+    w, h = width / ratio, height / ratio
+    small = image.convert("RGB").resize((int(w), int(h)), Image.Resampling.BILINEAR)  # floored
+    canvas = Image.new("RGB", (size, size))  # black
+    canvas.paste(small, (int((side - w) // 2), int((side - h) // 2)))
+    return np.asarray(canvas)
+
+
+# %% [markdown]
+# The package does it in TensorFlow (`brainlib.data.tfdata.load_image`, with
+# `tf.image.resize_with_pad`), inside the input pipeline, and the cell above
+# copies its arithmetic: the scale in float32, both sides floored, the padding
+# split evenly. On this profile's images (Pillow and TensorFlow round pixel
+# values differently, so a difference well under one gray level is
+# agreement):
+
+# %%
+from brainlib.data import tfdata
+
+sample = ds.records[:: max(1, len(ds.records) // 24)]
+gaps = [np.abs(pad_resize(Image.open(r.path), P.image_size).astype(int)
+               - tfdata.load_image(str(r.path), P.image_size).numpy().astype(int)).mean()
+        for r in sample]  # fmt: skip
+white = Image.new("RGB", (256, 256), "white")
+line = int((pad_resize(white, 224)[:, 112, 0] == 0).sum())
+print(f"{len(sample)} images at {P.image_size} px: mean absolute difference "
+      f"{np.mean(gaps):.2f} gray levels (largest {np.max(gaps):.2f})")  # fmt: skip
+print(f"In float32, 256 / (256 / 224) = {np.float32(256) / (np.float32(256) / np.float32(224))!r}"
+      f": a 256 x 256 image becomes {224 - line} x {224 - line} pixels and {line} black line(s) "
+      "at 224 px, where the paper resized to 224 x 224.")  # fmt: skip
+
+# %% [markdown]
 # ## The split
 #
 # The paper's split is random. Ours is stratified by class (each class split
@@ -118,6 +176,37 @@ per_class
 # perceptual hashes (pHash, 64 bits) within a small Hamming distance. The
 # threshold is calibrated below: for pairs at each distance, how alike are
 # their pixels (correlation of 64x64 thumbnails)?
+#
+# The perceptual hash (Zauner 2010, as `imagehash.phash` computes it) keeps
+# the coarse shape of an image and drops its fine detail and its brightness
+# scale: shrink the image to 32x32 gray pixels, take the 2-D discrete cosine
+# transform, keep its 8x8 lowest frequencies, and set one bit per frequency:
+# above their median or not. Two images are near duplicates when few of the 64
+# bits differ (the Hamming distance).
+
+# %% tags=["method"]
+from scipy.fft import dctn
+
+
+def phash(image, bits=8):
+    """64 bits: the lowest 8x8 DCT frequencies of a 32x32 gray image, above their median."""
+    gray = image.convert("L").resize((4 * bits, 4 * bits), Image.Resampling.LANCZOS)
+    low = dctn(np.asarray(gray, dtype=float))[:bits, :bits]
+    return (low > np.median(low)).flatten()
+
+
+def hamming(a, b):
+    return int(np.count_nonzero(a != b))
+
+
+# %% [markdown]
+# The audit (`brainlib.data.audit.fingerprint`) keeps each hash as a 64-bit
+# integer; the bits above, read as a binary number, give the same integers:
+
+# %%
+same = [int("".join("1" if bit else "0" for bit in phash(Image.open(r.path).convert("RGB"))), 2)
+        == audit.fingerprint(r).phash for r in sample]  # fmt: skip
+print(f"{sum(same)} of {len(same)} hashes equal the audit's")
 
 # %%
 report = audit.audit_report(index, kinds)
@@ -171,17 +260,61 @@ pd.DataFrame(report["near"]["cross_label_examples"])
 # on both copies. With the paper's random split, a test image with a copy in
 # training measures memory, not generalisation; the replication chapter
 # compares the two splits.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Raise the threshold: run this chapter with
-#    `overrides = {"near_duplicate_distance": 8}` (the parameters cell, or
-#    `brainlib run --set near_duplicate_distance=8`). How many near-duplicate
-#    groups are there now, how large is the largest, and what does the
-#    calibration table say about pairs at distance 8?
-# 2. Change the split seed (`overrides = {"seed": 7}`): how many test images
-#    have a near duplicate in training under the paper's split now? Is the
-#    grouped split still free of them?
-# 3. With the real data (`profile = "scratch"`), find a cross-label pair in
-#    the table above and show it with `plots.duplicate_pairs([(a, b, "?")],
-#    ds.root, "...")`. Which label would you trust?
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# Raise the near-duplicate threshold from the profile's distance to 8. How
+# many near-duplicate groups are there then, and how large is the largest?
+# What does the calibration table above say about pairs at distance 8?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+wider = audit.audit_report(data.index_duplicates(ds.records, 8, fps=index.fingerprints), kinds)
+print(f"distance <= {P.near_duplicate_distance}: {report['near']['groups']} groups, largest "
+      f"{report['near']['largest_group']}; distance <= 8: {wider['near']['groups']} groups, "
+      f"largest {wider['near']['largest_group']}")  # fmt: skip
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Draw the split with another seed (7). How many test images have an exact or
+# near duplicate in training under the paper's split now? Is the grouped split
+# still free of them?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+seven = {kind: splits.make_split(ds.records, kind, 7, P.split_fractions,
+                                 P.near_duplicate_distance, index)
+         for kind in ("paper", "grouped")}  # fmt: skip
+for kind, leak in audit.audit_report(index, seven)["splits"].items():
+    print(f"{kind}, seed 7: {leak['test']['with_near_duplicate_in_train']} of "
+          f"{leak['test']['images']} test images with a duplicate in training")  # fmt: skip
+
+# %% [markdown]
+# ### Exercise 3
+#
+# With `phash` and `hamming` from the method cell, compute the distance
+# between the two images of the closest near-duplicate pair the audit found
+# (`index.near_edges` lists them with their distance; where it is empty, take
+# any two images). Does your distance equal the audit's?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+a, b, audit_distance = (index.near_edges[0] if index.near_edges else
+                        (ds.records[0].relpath, ds.records[1].relpath, None))  # fmt: skip
+bits = [phash(Image.open(ds.root / rel).convert("RGB")) for rel in (a, b)]
+found = "not a near-duplicate pair" if audit_distance is None else f"{audit_distance}"
+print(f"{a} and {b}: {hamming(*bits)} bits differ (the audit: {found})")

@@ -19,6 +19,24 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/02_model.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/02_model.ipynb)
 #
+# ## Overview
+#
+# 1. What the squeeze-and-excitation block computes, in equations and in a
+#    worked example small enough to check by hand.
+# 2. The SE block and the paper's head written out in Keras, checked equal
+#    to `brainlib.models`.
+# 3. Shapes, parameter counts and the frozen boundary of both models.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Convolutional networks, ResNet | Necessary | [Keras applications](https://keras.io/api/applications/resnet/) |
+# | The Keras functional API | Helpful | [Keras guide](https://keras.io/guides/functional_api/) |
+#
+# **Time to run**: under a minute (it builds four ResNet50V2 models; no
+# training).
+#
 # Both models start from ResNet50V2 without its classifier. The paper
 # freezes every layer before `conv5_block1_preact_bn` and trains the rest
 # (the last residual stage) together with a new head:
@@ -216,11 +234,52 @@ pd.DataFrame(
 # %% [markdown]
 # ## Exercises
 #
-# 1. Change the reduction ratio: `overrides = {"se_ratio": 8}` in the
-#    parameters cell (or `--set se_ratio=8`). How many parameters does the SE
-#    block add now? Check against $2C^2/r + C/r + C$.
-# 2. In the worked example, set `b2` to zeros. Which channel's gain changes,
-#    and why?
-# 3. Move the frozen boundary: `overrides = {"trainable_from": "all", "fast_path": False}` trains
-#    every layer (the `scratch` profile does). How many trainable parameters
-#    does the SE model have then?
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# Change the reduction ratio to $r = 8$. How many parameters does the SE
+# block add on the 7x7x2048 map now? Check against $2C^2/r + C/r + C$.
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+maps_in = keras.Input((7, 7, 2048))
+C, r = 2048, 8
+added = keras.Model(maps_in, se_block(maps_in, ratio=r)).count_params()
+print(f"r = {r}: the SE block adds {added:,} parameters; 2C^2/r + C/r + C = "
+      f"{2 * C**2 // r + C // r + C:,}")  # fmt: skip
+
+# %% [markdown]
+# ### Exercise 2
+#
+# In the worked example, set `b2` to zeros. Which channel's gain changes, and
+# why only that one?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+s_zero = 1 / (1 + np.exp(-(np.maximum(z @ W1 + b1, 0) @ W2)))  # b2 = 0
+print("gains with b2:", s.round(3), "\ngains with b2 = 0:", s_zero.round(3))
+print("only channel 3 had a bias (-1), so only its gain moves")
+
+# %% [markdown]
+# ### Exercise 3
+#
+# Move the frozen boundary: with `trainable_from=None` every layer trains (the
+# real-data profiles do this). How many trainable parameters does the SE model
+# have then, against the paper's frozen trunk?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+shape = (P.image_size, P.image_size, 3)
+frozen = models.build_model("se", weights="none", input_shape=shape)
+everything = models.build_model("se", weights="none", input_shape=shape, trainable_from=None)
+pd.DataFrame({"paper's frozen trunk": models.parameter_counts(frozen),
+              "every layer trained": models.parameter_counts(everything)})  # fmt: skip

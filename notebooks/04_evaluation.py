@@ -19,6 +19,24 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/04_evaluation.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/04_evaluation.ipynb)
 #
+# ## Overview
+#
+# 1. What the paper's per-class "Accuracy" column is (the F1 score).
+# 2. Accuracy, the confusion matrix and a bootstrap interval by hand,
+#    checked against the package.
+# 3. Tables 1-2 beside the paper's, Figure 4 and the ROC curves.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Chapter 3's trained runs | Necessary | Chapter 3 (trained here if missing) |
+# | Precision, recall, F1, ROC AUC | Necessary | [scikit-learn: model evaluation](https://scikit-learn.org/stable/modules/model_evaluation.html) |
+# | The bootstrap | Helpful | Efron & Tibshirani, *An Introduction to the Bootstrap* (1993) |
+#
+# **Time to run**: under a minute once chapter 3's runs exist (predicting the
+# test images and 1,000 bootstrap resamples per model).
+#
 # Each trained model predicts the test images once (`predictions.csv` in its
 # run folder). From those probabilities: per-class precision, recall, F1 and
 # one-vs-rest AUC, the overall accuracy and AUC, and 95% bootstrap confidence
@@ -61,7 +79,7 @@ shown(table(evaluation.accuracy_column_evidence(), {
 
 # %%
 # the runs of chapter 3 (trained here if this chapter runs on its own, e.g. on Colab)
-training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0, progress=True)
 grid = evaluation.evaluate_grid(P, runs_dir, data_dir)  # every run of the profile's grid
 folders = runs.seed_runs(runs_dir, P)
 metrics = {v: grid[(P.split, P.seed, v)] for v in config.VARIANTS}
@@ -72,6 +90,58 @@ pd.DataFrame(
         for v, m in metrics.items()
     }
 )  # fmt: skip
+
+# %% [markdown]
+# ## Accuracy, the confusion matrix and a bootstrap interval, by hand
+#
+# Accuracy is the share of test images whose most probable class is the true
+# one. The confusion matrix counts the images of each true class (row) by
+# the class predicted (column); its diagonal holds the correct ones. A
+# percentile bootstrap interval redraws the test set: as many images as it
+# has, drawn with replacement, the statistic computed on each redraw, and the
+# middle 95% of the redraws kept. It measures how much the score depends on
+# which test images happened to be drawn, not how much it would move with
+# another training run.
+
+# %% tags=["method"]
+import numpy as np
+
+
+def accuracy(y_true, y_pred):
+    return np.mean(y_true == y_pred)
+
+
+def confusion_matrix(y_true, y_pred, n_classes=4):
+    counts = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(counts, (y_true, y_pred), 1)  # one count per image: row true, column predicted
+    return counts
+
+
+def bootstrap_interval(statistic, y_true, y_pred, resamples=1000, seed=0, level=0.95):
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        drawn = rng.integers(0, len(y_true), len(y_true))  # test images, with replacement
+        values.append(statistic(y_true[drawn], y_pred[drawn]))
+    return np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+
+
+# %% [markdown]
+# The package computes the same with scikit-learn (`brainlib.evaluation`); on
+# the SE model's predictions, and with the same resamples and seed, the three
+# agree exactly:
+
+# %%
+y, proba = evaluation.labels_and_proba(evaluation.read_predictions(folders["se"]))
+y_pred = proba.argmax(axis=1)
+m, boot = metrics["se"], metrics["se"]["bootstrap"]
+low, high = bootstrap_interval(accuracy, y, y_pred, boot["resamples"], boot["seed"])
+assert accuracy(y, y_pred) == m["accuracy"]
+assert (confusion_matrix(y, y_pred) == np.array(m["confusion_matrix"])).all()
+assert (low, high) == (m["ci_low"]["overall"]["accuracy"], m["ci_high"]["overall"]["accuracy"])
+print(f"accuracy {accuracy(y, y_pred):.3f}, 95% interval [{low:.3f}, {high:.3f}] "
+      f"from {boot['resamples']:,} resamples; confusion matrix:")  # fmt: skip
+confusion_matrix(y, y_pred)
 
 # %% [markdown]
 # ## Table 1: the SE model, paper and replication
@@ -111,11 +181,53 @@ for v, f in folders.items():
 # %% [markdown]
 # ## Exercises
 #
-# 1. Set `overrides = {"bootstrap_resamples": 200}` and compare the intervals
-#    with those above: which digits move?
-# 2. The paper's "accuracy" column is the F1 score. In
-#    `evaluation.paper_comparison(metrics["se"])`, compare the paper's
-#    `accuracy` rows with our `recall` rows instead: how many would then
-#    disagree by more than 0.02?
-# 3. From `metrics["se"]["confusion_matrix"]`, compute the glioma recall by
-#    hand and check it against Table 1's `recall`.
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# With `bootstrap_interval` from the method cell, compute the accuracy's
+# interval with 200 resamples and with the profile's number, each with four
+# seeds. Which printed digits move with the seed?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+for resamples in (200, boot["resamples"]):
+    ends = [bootstrap_interval(accuracy, y, y_pred, resamples, seed) for seed in range(4)]
+    print(f"{resamples:>6,} resamples:", "  ".join(f"[{lo:.3f}, {hi:.3f}]" for lo, hi in ends))
+
+# %% [markdown]
+# ### Exercise 2
+#
+# The paper's "accuracy" column is the F1 score. In how many of the paper's
+# eight rows does that column differ from the paper's own recall by more than
+# 0.02 (`paper.reported()`)?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+from brainlib import paper
+
+rows = [paper.reported()[v][c] for v in config.VARIANTS for c in config.CLASSES]
+far = sum(abs(row["accuracy"] - row["recall"]) > 0.02 for row in rows)
+print(f"{far} of {len(rows)} rows: the column is not recall")
+
+# %% [markdown]
+# ### Exercise 3
+#
+# From the SE model's confusion matrix, compute each class's recall by hand
+# (the diagonal over the row sums) and check it against Table 1's recall.
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+cm = confusion_matrix(y, y_pred)
+recall = cm.diagonal() / np.maximum(cm.sum(axis=1), 1)
+pd.DataFrame({"by hand": recall,
+              "Table 1": [metrics["se"]["table"][c]["recall"] for c in config.CLASSES]},
+             index=config.CLASSES)  # fmt: skip

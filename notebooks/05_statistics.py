@@ -19,6 +19,23 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/05_statistics.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/05_statistics.ipynb)
 #
+# ## Overview
+#
+# 1. The paper's z-tests rebuilt from its own tables.
+# 2. The two-proportion z-test and McNemar's test written out, checked
+#    against statsmodels.
+# 3. Why paired predictions need McNemar's test; both tests on this build's
+#    runs, and pooled over seeds.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Chapter 4's predictions | Necessary | Chapter 4 (trained here if missing) |
+# | Hypothesis tests and p-values | Necessary | [statsmodels: stats](https://www.statsmodels.org/stable/stats.html) |
+#
+# **Time to run**: seconds once chapter 3's runs exist.
+#
 # The paper compared the two models with a two-proportion z-test on "the test
 # overall and subclassification accuracies" and reported significant gains
 # for meningioma (p = 0.013) and pituitary tumours (p = 0.015), but none
@@ -127,7 +144,7 @@ def mcnemar(b, c):
 
 # %%
 # chapters 3-4's runs and predictions (made here if this chapter runs on its own)
-training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0, progress=True)
 evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 y, pred_se, pred_base = evaluation.paired_predictions(folders["se"], folders["base"])
@@ -194,10 +211,54 @@ pooled.mcnemar_by_seed(predictions)
 # %% [markdown]
 # ## Exercises
 #
-# 1. In `mcnemar`, the exact test is used below 25 disagreements. Compute
-#    `mcnemar(3, 12)` both ways (exact, and with the chi-square line): how
-#    far apart are the p-values?
-# 2. Redo the paper's meningioma test by hand: 89/91 against 81/91. Which
-#    p-value does the paper print, and for which class?
-# 3. Pretend the two models were scored on *different* test sets of the same
-#    size: which of the two tests still applies?
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# McNemar's test is exact below 25 disagreements. Compute the p-value of
+# `mcnemar(3, 12)` both ways (exact, and with the chi-square formula): how far
+# apart are they?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+exact = mcnemar(3, 12)[1]
+chi_square = chi2.sf((abs(3 - 12) - 1) ** 2 / (3 + 12), df=1)
+print(f"exact p {exact:.4f}, chi-square p {chi_square:.4f}")
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Redo the paper's meningioma test by hand: 89 of 91 against 81 of 91 right.
+# Which p-value does the paper print for that class?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+z_m, p_m = two_proportion_ztest(89, 91, 81, 91)
+paper_row = statistics.reconstruct_paper_ztests().loc["meningioma_tumor"]
+print(f"z = {z_m:.3f}, p = {p_m:.4f}; the paper prints {paper_row['paper_p']}")
+
+# %% [markdown]
+# ### Exercise 3
+#
+# Break the pairing: shuffle which image each of the base model's answers
+# belongs to, and recompute both tests. Which one changes, and why does the
+# other not notice?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+import numpy as np
+
+shuffled = np.random.default_rng(0).permutation(ok_base)
+n = len(y)
+print(f"McNemar p: paired {statistics.mcnemar_test(ok_se, ok_base)['p']:.4f}, "
+      f"shuffled {statistics.mcnemar_test(ok_se, shuffled)['p']:.4f}; z-test p: "
+      f"{two_proportion_ztest(ok_se.sum(), n, ok_base.sum(), n)[1]:.4f} both times "
+      "(it sees only the two totals)")  # fmt: skip

@@ -19,6 +19,22 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/06_gradcam.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/06_gradcam.ipynb)
 #
+# ## Overview
+#
+# 1. Grad-CAM written out with `tf.GradientTape`, checked against
+#    tf-keras-vis.
+# 2. Figure 5: Grad-CAM and Grad-CAM++ on correct and wrong test images.
+# 3. Where the heatmaps point: on the phantoms, against the known lesions.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Chapter 3's trained runs | Necessary | Chapter 3 (trained here if missing) |
+# | Gradients with `tf.GradientTape` | Helpful | [keras-io: Grad-CAM](https://keras.io/examples/vision/grad_cam/) |
+#
+# **Time to run**: under a minute once chapter 3's runs exist.
+#
 # Grad-CAM (Selvaraju et al., 2017) weights the channels of a convolutional
 # feature map by the average gradient of a class score with respect to each
 # of them, sums them, and keeps the positive part: a coarse map of where the
@@ -59,7 +75,7 @@ from brainlib.data import resolve_data_dir
 P = config.load_profile(profile, **overrides)
 root = resolve_data_dir(P, data_dir)
 # chapters 3-4's runs and predictions (made here if this chapter runs on its own)
-training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0)
+training.train_grid(P, runs_dir, data_dir, weights=weights, verbose=0, progress=True)
 evaluation.evaluate_grid(P, runs_dir, data_dir)
 folders = runs.seed_runs(runs_dir, P)
 trained = {v: runs.load_trained_model(f, float32=True) for v, f in folders.items()}
@@ -108,7 +124,7 @@ from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
 from tf_keras_vis.utils.scores import CategoricalScore
 
-from brainlib.data.pipeline import preprocess
+from brainlib.data.tfdata import preprocess
 
 first = predictions["se"].iloc[:8]  # eight test images, every class as the target
 images = preprocess(gradcam.load_images([str(root / p) for p in first["path"]], P.image_size))
@@ -173,12 +189,62 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# 1. In `grad_cam`, replace `alpha` by a plain mean of the maps
-#    (`tf.ones_like(alpha)`): what is left is the class-agnostic "average
-#    activation". Does the heatmap still change with `class_index`?
-# 2. Take Grad-CAM one block earlier: `grad_cam(trained["se"], image, k,
-#    layer="conv5_block2_out")`. What resolution do you get, and why is
-#    it the same?
-# 3. On the phantoms, raise `tolerance` in `gradcam.localisation_summary` from
-#    2 to 8 pixels: how much of the pointing game's score is owed to the
-#    tolerance, for the models and for random heatmaps?
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# In Grad-CAM, replace the weights `alpha` by ones: what is left is the
+# class-agnostic "average activation" of `post_relu`. Does that map change
+# with the class, as Grad-CAM's maps do?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+activations = keras.Model(trained["se"].inputs, trained["se"].get_layer("post_relu").output)
+average = tf.nn.relu(tf.reduce_sum(activations(images, training=False), axis=-1)).numpy()
+maps = [grad_cam(trained["se"], images, k) for k in range(len(config.CLASSES))]
+spread = max(float(np.abs(a - b).max()) for a in maps for b in maps)
+print(f"the average activation has one map per image, {average.shape[1:]}; Grad-CAM's "
+      f"maps for different classes differ by up to {spread:.3g}")  # fmt: skip
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Take Grad-CAM one block earlier, at `conv5_block2_out`. What resolution do
+# the maps have, and why is it the same as at `post_relu`?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+earlier = grad_cam(trained["se"], images, 0, layer="conv5_block2_out")
+print(f"conv5_block2_out: {earlier.shape[1:]}; post_relu: {by_hand.shape[1:]} (ResNet50V2's "
+      "last stage keeps its resolution: it downsamples at the end of conv4)")  # fmt: skip
+
+# %% [markdown]
+# ### Exercise 3
+#
+# On the phantoms, raise the pointing game's `tolerance` in
+# `gradcam.localisation_summary` from 2 to 8 pixels: how much of the score is
+# owed to the tolerance, for the models and for random heatmaps?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+if phantoms:
+    display(
+        pd.concat(
+            {
+                f"tolerance {t} px": gradcam.localisation_summary(
+                    trained["se"], predictions["se"], root, tolerance=t, seed=P.seed
+                )
+                for t in (2, 8)
+            }
+        )
+    )
+else:
+    print("The real data has no lesion masks: run this chapter on a phantom profile.")

@@ -19,6 +19,24 @@
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/07_replication.ipynb)
 # [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/07_replication.ipynb)
 #
+# ## Overview
+#
+# 1. Which committed runs converged, and what that rule is.
+# 2. SE against base, as what the data can rule out; the leakage effect with
+#    its comparators; the split difference; the external test set; what
+#    Grad-CAM looks at; the distance from the paper.
+# 3. Tables 1-2 and Figures 1-5 of a converged real-data run.
+#
+# ## Prerequisites
+#
+# | Concept | Importance | Where |
+# | --- | --- | --- |
+# | Chapters 1-6 | Helpful | this book |
+# | Paired bootstrap intervals, McNemar's test | Helpful | Chapters 4-5 |
+#
+# **Time to run**: about half a minute: it reads `results/real224/` (no
+# training) and recomputes every interval from the committed predictions.
+#
 # The questions the paper leaves open, answered on the real data by the grid of
 # 224 px runs whose small artifacts are committed with this repository
 # (`results/real224`: predictions, metrics, training curves, the training-set
@@ -278,13 +296,55 @@ for v, folder in drawn.items():
 # %% [markdown]
 # ## Exercises
 #
-# 1. `answers.se_vs_base(grid, "grouped")` asks the same question on the
-#    grouped split. How many seeds does it use, and why do the interval's
-#    role column and the sentence say what they say?
-# 2. `answers.Grid.open(results_dir, resamples=1000)` prints the intervals
-#    from fewer bootstrap resamples. Which printed digits change, and how does
-#    `brainlib.display.decimals` decide how many to print?
-# 3. `brainlib.runs.convergence` judges the training accuracy of the best
-#    weights in inference mode. Call it on one run's history without
-#    `fitted_accuracy`, so that it reads the accuracy Keras logged: does the
-#    verdict change, and why is the logged number lower?
+# Write your answer in the empty cell below each exercise; the solution
+# is folded away under it (click to open).
+
+# %% [markdown]
+# ### Exercise 1
+#
+# `answers.se_vs_base(grid, "grouped")` asks the same question on the grouped
+# split. How many seeds does it use, and why do its sentence and the
+# interval's role say what they say?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+_ = answers.se_vs_base(grid, "grouped").show()
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Open the grid with fewer bootstrap resamples,
+# `answers.Grid.open(results_dir, resamples=1000)`, and print the leakage
+# answer again. Which digits change, and how does `brainlib.display.decimals`
+# decide how many to print?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+coarse = answers.Grid.open(results_dir, resamples=1000)
+print(answers.leakage(coarse).sentence)
+
+# %% [markdown]
+# ### Exercise 3
+#
+# `brainlib.runs.convergence` judges the training accuracy of the best
+# weights in inference mode. Call it on one run's history without that
+# number, so that it reads the accuracy Keras logged while training: does the
+# verdict change, and why is the logged number lower?
+
+# %%
+# Write your code here.
+
+# %% tags=["solution", "hide-cell"]
+from brainlib import runs
+
+run = grid.frame.iloc[0]
+logged = runs.convergence(runs.read_history_rows(run.folder), patience=run.patience)
+fitted = grid.verdicts.iloc[0]
+print(f"{run.folder.name}: logged {logged['train_accuracy']:.3f} (converged: "
+      f"{logged['converged']}); inference mode {fitted['train_accuracy']:.3f} (converged: "
+      f"{fitted['converged']}). Keras logs the mean over the epoch's batches, in training "
+      "mode: dropout on, weights still moving.")  # fmt: skip

@@ -21,7 +21,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 import brainlib
-from brainlib.pipeline import NOTEBOOKS, execute_notebooks, run
+from brainlib.workflow import NOTEBOOKS, execute_notebooks, run
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 def smoke_book():
     shutil.rmtree(ROOT / "_build" / "smoke", ignore_errors=True)
     lines: list[str] = []
-    html = run("smoke", root=ROOT, log=lines.append)
+    html = run("smoke", root=ROOT, log=lines.append, solutions=True)  # every exercise's solution
     return html, lines
 
 
@@ -64,6 +64,25 @@ def test_smoke_profile_executes_all_notebooks_and_builds_the_book(smoke_book):
         page = html / "notebooks" / f"{name}.html"
         assert page.is_file(), page
         assert "Traceback" not in page.read_text(encoding="utf-8"), f"{name} shows an error"
+
+
+def test_every_exercise_solution_was_executed_and_shown_collapsed(smoke_book):
+    import nbformat
+
+    from brainlib.workflow import solution_cells
+
+    html, _ = smoke_book
+    for name in NOTEBOOKS:
+        executed = nbformat.read(ROOT / "_build" / "smoke" / "notebooks" / f"{name}.ipynb", 4)
+        solutions = solution_cells(executed)
+        assert len(solutions) >= 2, name
+        for cell in solutions:
+            assert cell.execution_count is not None, f"{name}: a solution did not run"
+            errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+            assert not errors, f"{name}: {errors}"
+        page = (html / "notebooks" / f"{name}.html").read_text(encoding="utf-8")
+        assert page.count("Write your code here") == len(solutions), name
+        assert "tag_hide-cell" in page, name  # solutions collapsed behind a toggle
 
 
 RESULTS_PAGE = Path("notebooks") / "07_replication.html"
@@ -134,7 +153,7 @@ def test_unchanged_steps_are_not_executed_again(smoke_book):
     lines: list[str] = []
     from brainlib.config import load_profile
 
-    steps = execute_notebooks(load_profile("smoke"), ROOT, log=lines.append)
+    steps = execute_notebooks(load_profile("smoke"), ROOT, log=lines.append, solutions=True)
     assert [s.executed for s in steps] == [False] * len(NOTEBOOKS)
     assert all(line.startswith("[cached]") for line in lines)
 
@@ -233,32 +252,38 @@ return Array.from(col.querySelectorAll('table'))
 
 
 def test_training_progress_reports_new_epochs_with_the_time_left(tmp_path):
-    """`brainlib run` follows the run logs: one line per new epoch, old lines stay quiet."""
+    """`brainlib run` follows the runs: one line per new epoch, its numbers from history.csv,
+    other log lines passed on in order, and what was there before stays quiet."""
     import json as _json
 
-    from brainlib.pipeline import TrainingProgress
+    from brainlib import runs
+    from brainlib.workflow import TrainingProgress
 
     run = tmp_path / "runs" / "demo" / "se-paper-seed42"
     run.mkdir(parents=True)
     (run / "run.json").write_text(_json.dumps({"profile": {"max_epochs": 10}}))
     stamp = "2026-11-28T00:00:00+00:00"
-    line = ("epoch {e:3d}  loss 0.5000  acc 0.8000  val_loss 0.6000  val_acc 0.7500  "
-            "lr 1.00e-03  {s:.1f}s")  # fmt: skip
-    (run / "log.txt").write_text(f"{stamp} {line.format(e=1, s=9.0)}\n")
+    history: list[dict] = []
+
+    def epoch(e: int, seconds: float, partial: bool = False) -> str:
+        row = {"epoch": e, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.6}
+        history.append({**row, "val_accuracy": 0.75, "learning_rate": 1e-3, "seconds": seconds})
+        runs.write_history(run, history)
+        return f"{stamp} epoch {e:3d}  loss 0.5000" + ("" if partial else "  (log)\n")
+
+    (run / "log.txt").write_text(epoch(1, 10.0))
     seen: list[str] = []
     progress = TrainingProgress(tmp_path / "runs", "03_training", seen.append)
     progress.poll()
     assert seen == []  # what was there before the notebook started is not news
     with open(run / "log.txt", "a") as fh:
-        fh.write(f"{stamp} {line.format(e=2, s=30.0)}\n{stamp} {line.format(e=3, s=10.0)}\n")
-        fh.write(f"{stamp} epoch   4  loss 0.4")  # half a line: not yet
+        fh.write(epoch(2, 30.0) + epoch(3, 20.0) + epoch(4, 20.0, partial=True))  # half a line
     progress.poll()
     assert len(seen) == 2
     assert seen[0].startswith("[03_training] demo/se-paper-seed42: epoch 2/10  loss 0.5000")
-    assert "val_acc 0.7500" in seen[0] and "at most 4 min 00 s left in this run" in seen[0]
-    assert "epoch 3/10" in seen[1] and "at most 2 min 20 s left" in seen[1]  # 7 x mean(30, 10)
+    assert "val_acc 0.7500" in seen[0] and "at most 2 min 40 s left in this run" in seen[0]
+    assert "epoch 3/10" in seen[1] and "at most 2 min 20 s left" in seen[1]  # 7 x 20 s
     with open(run / "log.txt", "a") as fh:
-        fh.write("000  acc 0.8100  val_loss 0.5  val_acc 0.8  lr 1.00e-03  10.0s\n")
-        fh.write(f"{stamp} complete: 4 epochs, best epoch 3\n")
+        fh.write(f"  acc 0.8000 (log)\n{stamp} complete: 4 epochs, best epoch 3\n")
     progress.poll()
     assert "epoch 4/10" in seen[2] and seen[3].endswith("complete: 4 epochs, best epoch 3")

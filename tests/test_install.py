@@ -32,10 +32,15 @@ def test_the_wheel_in_a_fresh_venv_runs_chapters_01_and_04_on_their_own(tmp_path
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)])
     wheel = next(dist.glob("brainlib-*.whl"))
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     lock = ROOT / "requirements" / "book.lock"
-    _run([str(py), "-m", "pip", "install", "-q", f"{wheel}[cpu,book]", "-c", str(lock)])
+    if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True).returncode:
+        _run([sys.executable, "-m", "venv", str(venv)])
+        _run([str(py), "-m", "pip", "install", "-q", f"{wheel}[cpu,book]", "-c", str(lock)])
+    else:  # uv (the dev extra has it) installs the same versions in a fraction of the time
+        _run([sys.executable, "-m", "uv", "venv", "-q", "--seed", "-p", sys.executable, str(venv)])
+        _run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python", str(py),
+              f"{wheel}[cpu,book]", "-c", str(lock)])  # fmt: skip
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(BRAINLIB_CACHE_DIR=str(tmp_path / "cache"), TF_CPP_MIN_LOG_LEVEL="3",

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from brainlib.pipeline import NOTEBOOKS, RESULTS_NOTEBOOK
+from brainlib.workflow import NOTEBOOKS, RESULTS_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,10 +51,31 @@ def test_one_parameters_cell_and_functions_only_in_method_cells(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_every_chapter_ends_with_exercises(name):
-    last = jupytext.read(ROOT / "notebooks" / f"{name}.py").cells[-1]
-    assert last.cell_type == "markdown" and "## Exercises" in last.source
-    assert len(re.findall(r"^# ?\d\.|^\d\. ", last.source, flags=re.M)) >= 2
+def test_every_chapter_ends_with_exercises_each_with_a_starter_and_a_solution(name):
+    """The scikit-learn MOOC's way: the question, an empty cell to answer in, and the
+    solution collapsed in the book (``hide-cell``); the smoke build executes every
+    solution (tests/test_book.py)."""
+    cells = jupytext.read(ROOT / "notebooks" / f"{name}.py").cells
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown"
+                 and c.source.lstrip("# ").startswith("Exercises"))  # fmt: skip
+    rest = cells[start + 1 :]
+    assert len(rest) % 3 == 0 and len(rest) >= 6, f"{name}: exercises come in threes"
+    for k in range(0, len(rest), 3):
+        question, starter, solution = rest[k : k + 3]
+        assert question.cell_type == "markdown"
+        assert question.source.startswith(f"### Exercise {k // 3 + 1}"), question.source[:40]
+        assert starter.cell_type == "code" and starter.source.strip() == "# Write your code here."
+        tags = solution.metadata.get("tags", [])
+        assert solution.cell_type == "code" and {"solution", "hide-cell"} <= set(tags)
+        assert solution.source.strip(), f"{name}: exercise {k // 3 + 1} has no solution"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_chapter_opens_with_overview_prerequisites_and_time(name):
+    first = jupytext.read(ROOT / "notebooks" / f"{name}.py").cells[0].source
+    assert "## Overview" in first and "## Prerequisites" in first, name
+    assert "**Time to run**" in first, name
+    assert first.index("## Overview") < first.index("## Prerequisites") < first.index("Time to")
 
 
 # ------------------------------------------- the notebooks' copies of the method agree
@@ -156,3 +176,69 @@ def test_install_cell_and_badges_open_the_release(name):
         in source
     )
     assert f"mybinder.org/v2/gh/brainlib/brainlib/{tag}?labpath=notebooks/{name}.ipynb" in source
+
+
+def test_the_notebooks_resize_and_perceptual_hash_are_the_packages(tmp_path):
+    pytest.importorskip("tensorflow")
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
+    from brainlib.data import tfdata
+    from tests.conftest import write_image
+
+    ns = method_namespace("01_data")
+    for k, (size, target) in enumerate((((48, 40), 32), ((100, 60), 64), ((64, 64), 64),
+                                         ((90, 120), 48), ((256, 256), 224))):  # fmt: skip
+        image = Image.open(write_image(tmp_path / f"{k}.png", seed=k, size=size))
+        ours = ns["pad_resize"](image, target).astype(int)
+        package = tfdata.pad_resize(np.asarray(image.convert("RGB")), target).numpy().astype(int)
+        assert ours.shape == package.shape == (target, target, 3)
+        assert np.abs(ours - package).mean() < 1.0, (size, target)  # rounding, not geometry
+        bits = ns["phash"](image.convert("RGB"))
+        assert (bits == imagehash.phash(image.convert("RGB"), hash_size=8).hash.flatten()).all()
+        assert ns["hamming"](bits, ~bits) == 64
+
+
+def test_the_notebooks_training_protocol_is_the_packages():
+    keras = pytest.importorskip("keras")
+
+    from brainlib import checkpoints, protocol
+    from brainlib.config import load_profile
+
+    ns = method_namespace("03_training")
+    inputs = keras.Input((4,))
+    for name in ("paper", "demo", "real224"):
+        P = load_profile(name)
+        by_hand = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(inputs))
+        package = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(inputs))
+        written = protocol.settings(
+            ns["compile_like_the_paper"](by_hand, P.learning_rate),
+            ns["callbacks_like_the_paper"](P.early_stopping_patience, P.reduce_lr_patience,
+                                           P.reduce_lr_factor, P.min_learning_rate),
+        )  # fmt: skip
+        early, plateau = checkpoints.resumable_callbacks(P)
+        assert written == protocol.settings(protocol.compile_model(package, P), [plateau, early])
+        assert written == protocol.settings(package, protocol.callbacks(P))
+        assert written["EarlyStopping restore_best_weights"] is True
+        assert written["learning rate"] == pytest.approx(P.learning_rate)
+
+
+def test_the_notebooks_metrics_by_hand_are_the_packages():
+    import numpy as np
+
+    from brainlib import evaluation
+
+    ns = method_namespace("04_evaluation")
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 60)
+    proba = rng.dirichlet(np.ones(4), 60)
+    proba[np.arange(40), y[:40]] += 1.0  # two thirds right
+    proba /= proba.sum(axis=1, keepdims=True)
+    pred = proba.argmax(axis=1)
+    table = evaluation.per_class_table(y, proba)
+    low, high = evaluation.bootstrap_table(y, proba, 300, seed=3)
+    assert ns["accuracy"](y, pred) == table.loc["overall", "accuracy"]
+    assert (ns["confusion_matrix"](y, pred) == evaluation.confusion(y, proba)).all()
+    ours = ns["bootstrap_interval"](ns["accuracy"], y, pred, 300, seed=3)
+    assert tuple(ours) == (low.loc["overall", "accuracy"], high.loc["overall", "accuracy"])

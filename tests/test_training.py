@@ -103,7 +103,8 @@ def test_a_folder_of_another_configuration_is_refused(smoke_runs):
 def test_fast_path_trains_as_end_to_end(tmp_path):
     from brainlib.models import trunk_and_top
 
-    slow = train(load_profile("smoke", max_epochs=2), "se", runs_root=tmp_path / "a", verbose=0)
+    slow = train(load_profile("smoke", max_epochs=2, fast_path=False), "se",
+                 runs_root=tmp_path / "a", verbose=0)  # fmt: skip
     fast = train(
         load_profile("smoke", max_epochs=2, fast_path=True),
         "se",
@@ -305,14 +306,14 @@ def test_fit_accuracy_scores_the_training_images_once_and_names_a_changed_one(sm
 def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
     """On the smoke model (32 px: post_relu is 1x1, so every heatmap is flat) the numbers
     can be checked exactly: a flat heatmap's energy in the brain is the brain's area."""
-    from brainlib import analysis, evaluation
+    from brainlib import evaluation, fit_and_saliency
     from brainlib.results import OPTIONAL_ARTIFACTS
 
     runs, _ = smoke_runs
     folder = tmp_path / "se"
     shutil.copytree(runs["se"].folder, folder)
     evaluation.evaluate_run(folder, n_resamples=50)
-    result = analysis.analyse_run(folder, seed=0)
+    result = fit_and_saliency.analyse_run(folder, seed=0)
     sal = json.loads((folder / "saliency.json").read_text())
     assert sal["cells"] == 1 and sal["images"] == len(evaluation.read_predictions(folder))
     assert sal["energy_in_brain"]["random"]["mean"] == pytest.approx(sal["brain_area"]["mean"])

@@ -1,6 +1,6 @@
 """Data: find, verify, split and audit the images; phantoms; tf.data pipelines.
 
-The TensorFlow part lives in :mod:`brainlib.data.pipeline` and is imported on
+The TensorFlow part lives in :mod:`brainlib.data.tfdata` and is imported on
 demand, so that the audit and split commands start without TensorFlow.
 """
 

@@ -36,7 +36,7 @@ def analyse_run(folder: str | Path, data_dir: str | Path | None = None, seed: in
     if out.is_file() and jpg.is_file() and not force:
         return {"fit": fit, "saliency": read_json(out)}
     frame = evaluation.read_predictions(folder)
-    root = evaluation.checked_data_root(folder, evaluation.split_rows(folder, "test"), data_dir)
+    root = evaluation.checked_data_root(folder, evaluation.subset_rows(folder, "test"), data_dir)
     model = runs.load_trained_model(folder, float32=True)  # scipy upsamples the maps
     summary = gradcam.saliency_summary(model, frame, root, seed=seed)
     meta = runs.read_meta(folder)

@@ -23,10 +23,10 @@ shows a path of the machine that built it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from brainlib import __version__
+from brainlib import __version__, runs
 from brainlib.config import Profile, load_profile
 from brainlib.fileio import atomic_write_text
 from brainlib.results import REPLICATION_PROFILE, RESULTS_DIR
@@ -103,6 +103,31 @@ def to_notebook(py_path: Path):
     return nb
 
 
+SOLUTION = "solution"  # the tag of an exercise's solution cell
+_HIDDEN = "brainlib_solution"
+
+
+def solution_cells(nb) -> list:
+    return [c for c in nb.cells if SOLUTION in c.get("metadata", {}).get("tags", [])]
+
+
+def stage(nb, solutions: bool):
+    """The notebook to execute: its solution cells emptied unless ``solutions``."""
+    if not solutions:
+        for cell in solution_cells(nb):
+            cell.metadata[_HIDDEN] = cell.source
+            cell.source = ""
+    return nb
+
+
+def unstage(nb):
+    """The executed notebook with the solutions' code put back (not executed: no output)."""
+    for cell in nb.cells:
+        if _HIDDEN in cell.get("metadata", {}):
+            cell.source = cell.metadata.pop(_HIDDEN)
+    return nb
+
+
 def _describe_failure(name: str, err, executed: Path) -> str:
     cell = getattr(err, "cell_index", "?")
     count = getattr(err, "exec_count", None)
@@ -125,8 +150,13 @@ def execute_notebooks(
     build_dir: Path | None = None,
     names: tuple[str, ...] = NOTEBOOKS,
     log=print,
+    solutions: bool = False,
 ) -> list[StepResult]:
-    """Execute the notebooks in order, skipping unchanged steps (see the module docstring)."""
+    """Execute the notebooks in order, skipping unchanged steps (see the module docstring).
+
+    ``solutions``: execute the exercises' solution cells too (``make test`` does, on the
+    smoke profile); otherwise they are shown with their code and no output.
+    """
     import time
 
     import nbformat
@@ -166,7 +196,8 @@ def execute_notebooks(
             source = source_path.read_text(encoding="utf-8")
             # the results page reads the committed results only, not this build's runs
             params = extra[name] if name in extra else parameters
-            key = step_key(source, params, data_hash, code_hash, upstream)
+            key = step_key(source, {**params, "solutions": solutions}, data_hash, code_hash,
+                           upstream)  # fmt: skip
             executed = out_dir / f"{name}.ipynb"
             key_file = out_dir / f"{name}.key"
             if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
@@ -176,7 +207,7 @@ def execute_notebooks(
                 continue
             key_file.unlink(missing_ok=True)
             staged = out_dir / f"{name}.input.ipynb"
-            nbformat.write(to_notebook(source_path), staged)
+            nbformat.write(stage(to_notebook(source_path), solutions), staged)
             log(f"[running]  {name} ...")
             t0 = time.perf_counter()
             progress = TrainingProgress(build / "runs", name, log)
@@ -200,6 +231,8 @@ def execute_notebooks(
             finally:
                 progress.stop()
                 staged.unlink(missing_ok=True)
+            if not solutions:
+                nbformat.write(unstage(nbformat.read(executed, as_version=4)), executed)
             seconds = time.perf_counter() - t0
             atomic_write_text(key_file, key + "\n")
             log(f"[done]     {name} in {seconds:.1f} s")
@@ -214,26 +247,20 @@ def execute_notebooks(
     return results
 
 
-_EPOCH_LINE = re.compile(
-    r"epoch\s+(?P<epoch>\d+)\s+loss (?P<loss>\S+)\s+acc (?P<acc>\S+)\s+val_loss (?P<vloss>\S+)"
-    r"\s+val_acc (?P<vacc>\S+).*?(?P<sec>[\d.]+)s$"
-)
-
-
 class TrainingProgress(threading.Thread):
-    """Follows the run logs under ``runs_root`` while a notebook executes.
+    """Follows the runs under ``runs_root`` while a notebook executes.
 
     Each new epoch becomes one line: the run, the epoch of its maximum, its
-    metrics and the time left in the run at most (the remaining epochs at the
-    run's mean epoch time; early stopping may end it sooner). Starts, caches
-    and completions are passed on as they are.
+    metrics as ``history.csv`` holds them, and the time left in the run at most
+    (the remaining epochs at the run's mean epoch time; early stopping may end
+    it sooner). The other lines of the run's log.txt (its start, the trunk
+    cache, its completion) are passed on as they are, in the order written.
     """
 
     def __init__(self, runs_root: Path, notebook: str, log, interval: float = 2.0):
         super().__init__(daemon=True)
         self.runs_root, self.notebook, self.log, self.interval = runs_root, notebook, log, interval
         self.offsets: dict[Path, int] = {}
-        self.seconds: dict[Path, list[float]] = {}
         self.max_epochs: dict[Path, int] = {}  # read once per run from its run.json
         self.done = threading.Event()
         for path in self._logs():  # what was there before this notebook is not news
@@ -262,27 +289,30 @@ class TrainingProgress(threading.Thread):
                 continue
             complete = text[: text.rfind("\n") + 1]
             self.offsets[path] = start + len(complete.encode("utf-8"))
-            for line in complete.splitlines():
-                self.log(self.describe(path.parent, line.split(" ", 1)[-1]))
+            lines = [line.split(" ", 1)[-1] for line in complete.splitlines()]
+            history = None
+            for line in lines:
+                name = f"{path.parent.parent.name}/{path.parent.name}"
+                if not line.startswith("epoch "):
+                    self.log(f"[{self.notebook}] {name}: {line}")
+                    continue
+                if history is None:  # written before the epoch's log line
+                    history = runs.read_history_rows(path.parent)
+                epoch = int(line.split()[1])
+                self.log(f"[{self.notebook}] {name}: {self.describe(path.parent, history, epoch)}")
 
-    def describe(self, folder: Path, line: str) -> str:
-        name = f"{folder.parent.name}/{folder.name}"
-        m = _EPOCH_LINE.search(line)
-        if not m:
-            return f"[{self.notebook}] {name}: {line}"
-        times = self.seconds.setdefault(folder, [])
-        times.append(float(m["sec"]))
+    def describe(self, folder: Path, history: list[dict], epoch: int) -> str:
+        """One epoch of a run, from its history rows (``epoch`` counts from 1)."""
+        row = history[epoch - 1]
         if folder not in self.max_epochs:
-            try:
-                meta = json.loads((folder / "run.json").read_text())
-                self.max_epochs[folder] = int(meta["profile"]["max_epochs"])
-            except (OSError, ValueError, KeyError):
-                pass  # not written yet: ask again at the next epoch
-        max_epochs = self.max_epochs.get(folder, int(m["epoch"]))
-        left = max(max_epochs - int(m["epoch"]), 0) * sum(times) / len(times)
-        return (f"[{self.notebook}] {name}: epoch {m['epoch']}/{max_epochs}  loss {m['loss']}  "
-                f"acc {m['acc']}  val_loss {m['vloss']}  val_acc {m['vacc']}  {m['sec']} s; "
-                f"at most {_duration(left)} left in this run")  # fmt: skip
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                self.max_epochs[folder] = int(runs.read_meta(folder)["profile"]["max_epochs"])
+        max_epochs = self.max_epochs.get(folder, epoch)
+        mean = sum(r["seconds"] for r in history[:epoch]) / epoch
+        left = max(max_epochs - epoch, 0) * mean
+        return (f"epoch {epoch}/{max_epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+                f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+                f"{row['seconds']:.1f} s; at most {_duration(left)} left in this run")  # fmt: skip
 
 
 def _duration(seconds: float) -> str:
@@ -401,8 +431,12 @@ def run(
     overrides: dict | None = None,
     book: bool = True,
     log=print,
+    solutions: bool = False,
 ) -> Path | None:
-    """Execute every notebook, then build the book; returns the HTML folder."""
+    """Execute every notebook, then build the book; returns the HTML folder.
+
+    ``solutions``: execute the exercises' solutions as well (each trains or computes
+    a little more; the tests do it on the smoke profile)."""
     root = Path(root).resolve()
     if not (root / "notebooks").is_dir() or not (root / "_config.yml").is_file():
         raise PipelineError(
@@ -413,7 +447,8 @@ def run(
     # without the book, the results page (a page of the book) is not executed either:
     # `make results` trains and exports first, then builds the book with its page
     names = NOTEBOOKS if book else tuple(n for n in NOTEBOOKS if n != RESULTS_NOTEBOOK)
-    steps = execute_notebooks(profile, root, data_dir, weights, overrides, names=names, log=log)
+    steps = execute_notebooks(profile, root, data_dir, weights, overrides, names=names, log=log,
+                              solutions=solutions)  # fmt: skip
     if not book:
         return None
     return build_book(root, profile, steps, data_dir, log=log, weights=weights)

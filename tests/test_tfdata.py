@@ -9,7 +9,7 @@ from PIL import Image
 tf = pytest.importorskip("tensorflow")
 
 from brainlib.data import load_rgb  # noqa: E402
-from brainlib.data.pipeline import (  # noqa: E402
+from brainlib.data.tfdata import (  # noqa: E402
     decode_image,
     eval_batches,
     image_dataset,
@@ -115,7 +115,7 @@ def test_training_flips_only_horizontally_and_eval_is_untouched(cached):
 
 def test_fast_path_epochs_follow_the_image_paths_order_and_flips(cached, tmp_path):
     """The features stream (in memory or memory-mapped) sees the images' epoch exactly."""
-    from brainlib.data.pipeline import FeatureArrays
+    from brainlib.data.tfdata import FeatureArrays
 
     ds, n = cached
     images = np.stack([x.numpy() for x, _ in ds])
