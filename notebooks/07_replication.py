@@ -331,20 +331,26 @@ print(answers.leakage(coarse).sentence)
 # ### Exercise 3
 #
 # `brainlib.runs.convergence` judges the training accuracy of the best
-# weights in inference mode. Call it on one run's history without that
-# number, so that it reads the accuracy Keras logged while training: does the
-# verdict change, and why is the logged number lower?
+# weights in inference mode. Call it on every committed run's history without
+# that number, so that it reads the accuracy Keras logged while training: for
+# which runs does the verdict change, and why is the logged number lower?
 
 # %%
 # Write your code here.
 
 # %% tags=["solution", "hide-cell"]
+import pandas as pd
+
 from brainlib import runs
 
-run = grid.frame.iloc[0]
-logged = runs.convergence(runs.read_history_rows(run.folder), patience=run.patience)
-fitted = grid.verdicts.iloc[0]
-print(f"{run.folder.name}: logged {logged['train_accuracy']:.3f} (converged: "
-      f"{logged['converged']}); inference mode {fitted['train_accuracy']:.3f} (converged: "
-      f"{fitted['converged']}). Keras logs the mean over the epoch's batches, in training "
-      "mode: dropout on, weights still moving.")  # fmt: skip
+logged = [runs.convergence(runs.read_history_rows(r.folder), patience=r.patience)
+          for r in grid.frame.itertuples()]  # fmt: skip
+pd.DataFrame({
+    "run": [f.name for f in grid.frame["folder"]],
+    "logged accuracy": [v["train_accuracy"] for v in logged],
+    "converged (logged)": [v["converged"] for v in logged],
+    "inference-mode accuracy": grid.verdicts["train_accuracy"].to_numpy(),
+    "converged": grid.verdicts["converged"].to_numpy(),
+}).round(3)  # fmt: skip
+# Keras logs the mean over the epoch's batches in training mode: dropout on, flipped
+# images, and weights that are still moving; fit.json scores the best weights once.

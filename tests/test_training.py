@@ -79,9 +79,14 @@ def test_a_complete_run_is_not_trained_again(smoke_runs):
     assert (runs["se"].folder / "history.csv").read_bytes() == before
 
 
-def test_same_seed_same_history_and_weights(smoke_runs, tmp_path):
+def test_same_seed_same_history_and_weights_also_from_a_memory_mapped_cache(smoke_runs, tmp_path):
+    """The same seed trains the same run again, byte for byte, here with the trunk cache read
+    from disk (over a memory budget of 0 GiB) where the first run held it in memory."""
     runs, _ = smoke_runs
-    other = train(load_profile("smoke"), "base", runs_root=tmp_path, verbose=0)
+    other = train(load_profile("smoke", cache_memory_gib=0.0), "base", runs_root=tmp_path,
+                  verbose=0)  # fmt: skip
+    assert "memory-mapped from disk" in (other.folder / "log.txt").read_text()
+    assert "in memory" in (runs["base"].folder / "log.txt").read_text()
     assert _history(other.folder) == _history(runs["base"].folder)
     for a, b in zip(_weights(other.folder), _weights(runs["base"].folder), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -100,17 +105,14 @@ def test_a_folder_of_another_configuration_is_refused(smoke_runs):
     assert again.folder == runs["se"].folder and again.model is None
 
 
-def test_fast_path_trains_as_end_to_end(tmp_path):
+def test_fast_path_trains_as_end_to_end(smoke_runs, tmp_path):
     from brainlib.models import trunk_and_top
 
-    slow = train(load_profile("smoke", max_epochs=2, fast_path=False), "se",
-                 runs_root=tmp_path / "a", verbose=0)  # fmt: skip
-    fast = train(
-        load_profile("smoke", max_epochs=2, fast_path=True),
-        "se",
-        runs_root=tmp_path / "b",
-        verbose=0,
-    )
+    runs, _ = smoke_runs
+    fast = runs["se"]  # the smoke profile trains on the cached trunk
+    assert load_profile("smoke").fast_path and "fast path" in (fast.folder / "log.txt").read_text()
+    slow = train(load_profile("smoke", fast_path=False), "se", runs_root=tmp_path, verbose=0)
+    assert "fast path" not in (slow.folder / "log.txt").read_text()
     # The two code paths on the same weights: the same predictions, on any CPU.
     trunk, top = trunk_and_top(slow.model)
     x = np.random.default_rng(0).uniform(-1, 1, size=(4, 32, 32, 3)).astype("float32")
@@ -131,6 +133,8 @@ def _train_cmd(runs: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "brainlib", "train", "--profile", "smoke", "--variant", "base",
         "--runs", str(runs), "--set", "max_epochs=6", "--set", "early_stopping_patience=10",
+        # the whole model in every step (the real-data grid's path), not the trunk cache
+        "--set", "fast_path=false",
         *extra,
     ]  # fmt: skip
 
@@ -234,36 +238,31 @@ def test_saved_weights_carry_no_optimizer_state(smoke_runs):
                 assert "optimizer" not in f, name
 
 
-def test_trunk_cache_is_shared_and_memory_mapping_trains_the_same(tmp_path):
-    """Both models of a frozen trunk reuse one cache; a cache over the memory budget is read
-    from disk and trains exactly as the one in memory (same code, same weights, same order)."""
-    fast = load_profile("smoke", max_epochs=2, fast_path=True)
-    runs = {v: train(fast, v, runs_root=tmp_path / "mem", verbose=0) for v in ("se", "base")}
+def test_trunk_cache_is_computed_once_and_shared_by_both_models(smoke_runs):
+    """Both models of a frozen trunk reuse one cache (same trunk weights, same images);
+    reading it from disk instead of memory trains the same (the same-seed test above)."""
+    runs, root = smoke_runs
     logs = {v: (r.folder / "log.txt").read_text() for v, r in runs.items()}
     assert "computed in" in logs["se"] and "in memory" in logs["se"]
-    assert "reused" in logs["base"]  # same trunk weights, same images: one cache for both
-    caches = list((tmp_path / "mem" / "smoke" / "trunk-cache").iterdir())
+    assert "reused" in logs["base"]
+    caches = list((root / "smoke" / "trunk-cache").iterdir())
     assert len(caches) == 1 and (caches[0] / "done.json").is_file()
-    mapped = train(fast.replace(cache_memory_gib=0.0), "se", runs_root=tmp_path / "disk",
-                   verbose=0)  # fmt: skip
-    assert "memory-mapped from disk" in (mapped.folder / "log.txt").read_text()
-    assert _history(mapped.folder) == _history(runs["se"].folder)
-    for a, b in zip(_weights(mapped.folder), _weights(runs["se"].folder), strict=True):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_progressive_resizing_starts_each_stage_from_the_last(tmp_path, monkeypatch):
     """``init_from``: training the last stage trains the earlier ones first, on the same
-    split, and starts from their best weights; every stage resumes like any run."""
+    split, and starts from their best weights; every stage resumes like any run. (The
+    real stages train every layer; the plumbing is the same on the fast path, which
+    traces only the top and so keeps this test short.)"""
     import brainlib.config as config
 
     toml = tmp_path / "profiles.toml"
     toml.write_text(
         '[low]\ndataset = "phantoms"\nimage_size = 32\nphantoms_per_class = 10\n'
-        'phantom_size = 64\nweights = "none"\ntrainable_from = "all"\nmax_epochs = 2\n'
+        'phantom_size = 64\nweights = "none"\nfast_path = true\nmax_epochs = 2\n'
         "batch_size = 8\n"
         '[high]\ndataset = "phantoms"\nimage_size = 48\nphantoms_per_class = 10\n'
-        'phantom_size = 64\nweights = "none"\ntrainable_from = "all"\nmax_epochs = 1\n'
+        'phantom_size = 64\nweights = "none"\nfast_path = true\nmax_epochs = 1\n'
         'batch_size = 8\ninit_from = "low"\n'
     )
     monkeypatch.setattr(config, "PROFILES_FILE", toml)
