@@ -56,16 +56,24 @@ def heatmaps(
     except ValueError as err:
         raise ValueError(f"model {model.name} has no layer {layer!r} for Grad-CAM") from err
     cls = Gradcam if method == "gradcam" else GradcamPlusPlus
-    explainer = cls(model, model_modifier=ReplaceToLinear(), clone=True)
     x = preprocess(tf.convert_to_tensor(images_uint8)).numpy()
-    cams = explainer(
-        CategoricalScore(list(map(int, class_indices))),
-        x,
-        penultimate_layer=layer,
-        seek_penultimate_conv_layer=False,  # else it walks back to the last Conv2D before `layer`
-        normalize_cam=False,
-        expand_cam=True,
-    )
+    # The score is taken before the softmax (ReplaceToLinear). tf-keras-vis would clone the
+    # model for that (seconds per call for ResNet50V2); the head's activation is swapped on
+    # the model itself instead, and put back whatever happens.
+    head = model.layers[-1]
+    activation = head.activation
+    try:
+        explainer = cls(model, model_modifier=ReplaceToLinear(), clone=False)
+        cams = explainer(
+            CategoricalScore(list(map(int, class_indices))),
+            x,
+            penultimate_layer=layer,
+            seek_penultimate_conv_layer=False,  # else it walks back to the last Conv2D
+            normalize_cam=False,
+            expand_cam=True,
+        )
+    finally:
+        head.activation = activation
     cams = np.maximum(np.asarray(cams, dtype=np.float64), 0)
     peak = cams.reshape(len(cams), -1).max(axis=1).reshape(-1, 1, 1)
     return np.divide(cams, peak, out=np.zeros_like(cams), where=peak > 0)

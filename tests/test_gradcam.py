@@ -37,10 +37,27 @@ def test_heatmaps_come_from_post_relu_and_are_normalised():
 
     model = build_model("se", weights=None, input_shape=(64, 64, 3))
     images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
-    for method in gradcam.METHODS:
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from brainlib.data.tfdata import preprocess
+
+    for method, cls in zip(gradcam.METHODS, (Gradcam, GradcamPlusPlus), strict=True):
         cams = gradcam.heatmaps(model, images, [0, 3], method)
         assert cams.shape == (2, 64, 64)
         assert cams.min() >= 0 and cams.max() <= 1
+        # the head's softmax is swapped for the score and put back: the same maps as
+        # tf-keras-vis on a clone, and the model predicts as before
+        assert model.get_layer("predictions").activation.__name__ == "softmax"
+        library = cls(model, model_modifier=ReplaceToLinear(), clone=True)(
+            CategoricalScore([0, 3]), preprocess(images).numpy(), penultimate_layer="post_relu",
+            seek_penultimate_conv_layer=False, normalize_cam=False, expand_cam=True,
+        )  # fmt: skip
+        peak = np.max(library, axis=(1, 2), keepdims=True)
+        expected = np.divide(library, peak, out=np.zeros_like(library), where=peak > 0)
+        np.testing.assert_allclose(cams, expected, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="no layer 'nope'"):
         gradcam.heatmaps(model, images, [0, 0], layer="nope")
 
