@@ -121,6 +121,43 @@ def test_the_version_is_one_number_everywhere():
     assert cff["references"][0]["doi"] == "10.7759/cureus.80084"
 
 
+def test_citation_cff_passes_the_citation_file_format_schema():
+    """GitHub's "Cite this repository" reads CITATION.cff; check-jsonschema carries the CFF
+    1.2 schema (offline)."""
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema",
+         "vendor.citation-file-format", str(ROOT / "CITATION.cff")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Zenodo's deposit metadata (developers.zenodo.org, "Deposit metadata"): the licence is an
+# identifier of its vocabulary (lower case, as SPDX), a relation one of DataCite's types.
+DATACITE_RELATIONS = {
+    "isCitedBy", "cites", "isSupplementTo", "isSupplementedBy", "isContinuedBy", "continues",
+    "isDescribedBy", "describes", "hasMetadata", "isMetadataFor", "isNewVersionOf",
+    "isPreviousVersionOf", "isPartOf", "hasPart", "isReferencedBy", "references",
+    "isDocumentedBy", "documents", "isCompiledBy", "compiles", "isVariantFormOf",
+    "isOriginalFormOf", "isIdenticalTo", "isAlternateIdentifier", "isReviewedBy", "reviews",
+    "isDerivedFrom", "isSourceOf", "requires", "isRequiredBy", "isObsoletedBy", "obsoletes",
+}  # fmt: skip
+
+
+def test_zenodo_metadata_uses_zenodo_identifiers():
+    zenodo = json.loads((ROOT / ".zenodo.json").read_text())
+    assert zenodo["license"] == _project()["license"].lower() == "mit"
+    assert zenodo["upload_type"] in {"software", "dataset", "publication", "other"}
+    for related in zenodo["related_identifiers"]:
+        assert related["relation"] in DATACITE_RELATIONS, related
+    paper = next(
+        r for r in zenodo["related_identifiers"] if r["identifier"] == "10.7759/cureus.80084"
+    )
+    assert paper["relation"] == "references"  # brainlib cites the paper; it is not its supplement
+
+
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
