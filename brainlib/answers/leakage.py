@@ -83,7 +83,7 @@ def leakage(grid: Grid) -> Answer:
                f"{links['test_images']} test images are still linked to a training or "
                f"validation image through a chain of near duplicates "
                f"({links['linked_to_train']} to a training image); they count as "
-               "'no duplicate' here."]  # fmt: skip
+               "'no duplicate' in this comparison."]  # fmt: skip
     if any(len(v["seeds"]) < 2 for v in numbers.values()):
         caveats.append("One seed per arm: the intervals hold the test images' variance, not "
                        "the training's; the placebo rows show how large a difference two "
