@@ -242,3 +242,24 @@ def test_the_notebooks_metrics_by_hand_are_the_packages():
     assert (ns["confusion_matrix"](y, pred) == evaluation.confusion(y, proba)).all()
     ours = ns["bootstrap_interval"](ns["accuracy"], y, pred, 300, seed=3)
     assert tuple(ours) == (low.loc["overall", "accuracy"], high.loc["overall", "accuracy"])
+
+
+def test_solutions_are_shown_but_not_executed_unless_asked():
+    """`brainlib run` empties the solution cells for papermill and puts their code back in
+    the executed notebook (no output); `--solutions` leaves them to run."""
+    import copy
+
+    from brainlib.workflow import solution_cells, stage, to_notebook, unstage
+
+    nb = to_notebook(ROOT / "notebooks" / "03_training.py")
+    sources = [c.source for c in solution_cells(nb)]
+    assert len(sources) == 3 and all(sources)
+    hidden = stage(copy.deepcopy(nb), solutions=False)
+    assert [c.source for c in solution_cells(hidden)] == ["", "", ""]
+    others = [c.source for c in hidden.cells if c not in solution_cells(hidden)]
+    assert others == [c.source for c in nb.cells if c not in solution_cells(nb)]
+    back = unstage(hidden)
+    assert [c.source for c in solution_cells(back)] == sources
+    assert all("brainlib_solution" not in c.metadata for c in back.cells)
+    shown = stage(copy.deepcopy(nb), solutions=True)
+    assert [c.source for c in solution_cells(shown)] == sources
