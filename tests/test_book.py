@@ -1,4 +1,5 @@
-"""The whole flow on the smoke profile: six notebooks executed by papermill, the book built.
+"""The whole flow on the smoke profile: seven notebooks (and their exercise solutions)
+executed by papermill, the book built.
 
 Also: the cache, a deliberately broken notebook, the rendered HTML (Tables 1-2,
 Figures 1-5, the banner) and, where Debian's chromium is installed, a
