@@ -143,9 +143,10 @@ white = Image.new("RGB", (256, 256), "white")
 line = int((pad_resize(white, 224)[:, 112, 0] == 0).sum())
 print(f"{len(sample)} images at {P.image_size} px: mean absolute difference "
       f"{np.mean(gaps):.2f} gray levels (largest {np.max(gaps):.2f})")  # fmt: skip
-print(f"In float32, 256 / (256 / 224) = {np.float32(256) / (np.float32(256) / np.float32(224))!r}"
-      f": a 256 x 256 image becomes {224 - line} x {224 - line} pixels and {line} black line(s) "
-      "at 224 px, where the paper resized to 224 x 224.")  # fmt: skip
+ratio = np.float32(256) / (np.float32(256) / np.float32(224))
+print(f"In float32, 256 / (256 / 224) = {ratio:.5f}: a 256 x 256 image becomes")
+print(f"{224 - line} x {224 - line} pixels and {line} black line(s) at 224 px, where the paper")
+print("resized to 224 x 224.")
 
 # %% [markdown]
 # ## The split
