@@ -19,7 +19,7 @@ all: test
 
 # (Re)install when .venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 13), "brainlib needs Python 3.11 or 3.12, found " + sys.version.split()[0]'
+	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 14), "brainlib needs Python 3.11, 3.12 or 3.13, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing brainlib[$(EXTRA),book,dev] into $(VENV) ..."
 	$(BIN)/python -m pip install -q --upgrade pip uv 2>&1 | grep -v "^WARNING: Location" || true
@@ -72,10 +72,12 @@ converged-results: $(STAMP)
 	$(BIN)/brainlib export --profile real224 --runs $(CONVERGED_RUNS) --partial
 
 # The versions the book environment (core + cpu + book) resolves to, for every platform
-# and Python 3.11/3.12; tests/test_project.py checks it against pyproject's pins.
+# (and Binder's environment.yml, written from them)
+# and Python 3.11-3.13; tests/test_project.py checks it against pyproject's pins.
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra cpu --extra book --universal \
 		--python-version 3.11 --no-header -o requirements/book.lock
+	$(BIN)/python scripts/binder_environment.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_training.py

@@ -128,7 +128,9 @@ def localisation_scores(model, images_uint8, masks, class_indices, tolerance: in
     rows = []
     keep = [i for i, m in enumerate(masks) if m.any()]
     for method in METHODS:
-        cams = heatmaps(model, images_uint8[keep], [class_indices[i] for i in keep], method)
+        cams = batched_heatmaps(
+            model, images_uint8[keep], [class_indices[i] for i in keep], method, batch_size=8
+        )  # a tape holds every activation
         for j, i in enumerate(keep):
             rows.append(
                 {

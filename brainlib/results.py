@@ -163,6 +163,60 @@ def _data_stage_flags(runs_root, profile: Profile, split: str) -> dict[str, tupl
 # ------------------------------------------------------------------------------- load
 
 
+def committed(results_dir: str | Path, url: str | None = None, log=print) -> Path:
+    """``results_dir`` where it exists, else the committed results fetched from the repository.
+
+    A notebook opened on Colab comes without the repository, so the results page fetches
+    the repository's archive at the project's address and ref (:mod:`brainlib.address`;
+    ``url`` replaces it), keeps its ``results/`` folder in the cache
+    (:func:`brainlib.config.cache_dir`, one folder per archive address) and reads the
+    folder of the same name (``real224``) from there.
+    """
+    import hashlib
+    import tarfile
+    import tempfile
+    import urllib.request
+
+    from brainlib import address
+    from brainlib.config import cache_dir
+
+    path = Path(results_dir)
+    if path.is_dir():
+        return path
+    url = url or address.load().archive()
+    dest = cache_dir() / "results" / hashlib.sha256(url.encode()).hexdigest()[:12]
+    target = dest / RESULTS_DIR / path.name
+    done = dest / "fetched.txt"
+    if done.is_file() and target.is_dir():
+        return target
+    log(f"{path} is not here: fetching the committed results from {url}")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "repository.tar.gz"
+            with urllib.request.urlopen(url, timeout=120) as response, open(archive, "wb") as f:
+                shutil.copyfileobj(response, f)
+            with tarfile.open(archive) as tar:
+                members = []
+                for member in tar.getmembers():  # <repo>-<ref>/results/... -> results/...
+                    parts = Path(member.name).parts
+                    if len(parts) > 1 and parts[1] == RESULTS_DIR:
+                        member.name = str(Path(*parts[1:]))
+                        members.append(member)
+                if dest.exists():
+                    shutil.rmtree(dest)
+                tar.extractall(dest, members=members, filter="data")
+    except (OSError, tarfile.TarError) as err:
+        raise ResultsError(
+            f"{path} does not exist and the committed results could not be fetched from "
+            f"{url} ({err}): clone the repository and set results_dir to its "
+            f"{RESULTS_DIR}/{path.name} folder"
+        ) from err
+    if not target.is_dir():
+        raise ResultsError(f"{url} holds no {RESULTS_DIR}/{path.name} folder")
+    atomic_write_text(done, url + "\n")
+    return target
+
+
 def run_dirs(root: str | Path) -> list[Path]:
     """The exported run folders under ``root`` (``results/<profile>``), checked."""
     root = Path(root)

@@ -179,46 +179,47 @@ def has_progress(folder: str | Path, meta: dict | None = None) -> bool:
 
 
 LOCK = ".lock"
+LOCK_HOLDER = ".lock.pid"  # who holds the lock (the lock file itself is the OS's to lock)
 
 
 @contextlib.contextmanager
 def locked(folder: str | Path):
     """Hold ``folder`` for one process: a second one gets a :class:`RunError` naming the first.
 
-    On entry, temporary files that a killed atomic write left behind are removed
-    (no other process can be writing them). A folder that holds nothing but the
-    lock on exit (a start refused before it wrote anything) is removed.
+    The lock is the operating system's (``filelock``: ``flock`` on Linux and macOS,
+    ``msvcrt.locking`` on Windows), so it is released when the process ends, however it
+    ends. On entry, temporary files that a killed atomic write left behind are removed
+    (no other process can be writing them). A folder that holds nothing but the lock on
+    exit (a start refused before it wrote anything) is removed.
     """
+    from filelock import FileLock, Timeout
+
     folder = Path(folder)
     made = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again if unused
     folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / LOCK, "a+", encoding="utf-8")  # held for the block
+    lock = FileLock(folder / LOCK, timeout=0)
     try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; one process per folder is the user's care
-        fcntl = None
-    try:
-        if fcntl is not None:
+        try:
+            lock.acquire()
+        except Timeout:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise RunError(
-                    f"{folder} is in use by another brainlib process (pid {holder}); "
-                    "wait for it to finish or stop it, then run the command again"
-                ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        for stale in folder.rglob(".tmp-*"):
-            stale.unlink(missing_ok=True)
-        yield folder
+                holder = (folder / LOCK_HOLDER).read_text(encoding="utf-8").strip()
+            except OSError:
+                holder = ""
+            raise RunError(
+                f"{folder} is in use by another brainlib process (pid {holder or 'unknown'}); "
+                "wait for it to finish or stop it, then run the command again"
+            ) from None
+        try:
+            (folder / LOCK_HOLDER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            for stale in folder.rglob(".tmp-*"):
+                stale.unlink(missing_ok=True)
+            yield folder
+        finally:
+            lock.release()
     finally:
-        fh.close()  # releases the lock
         left = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-        if made and left <= {LOCK}:
+        if made and left <= {LOCK, LOCK_HOLDER}:
             shutil.rmtree(folder, ignore_errors=True)
             for parent in made[1:]:  # the folders made for it, innermost first, if empty
                 with contextlib.suppress(OSError):
@@ -404,8 +405,10 @@ def git_commit(cwd: Path | None = None) -> str:
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
-    for name in ("brainlib", "tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn"):
+    from brainlib import __version__
+
+    out = {"python": platform.python_version(), "brainlib": __version__}
+    for name in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "scikit-learn"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
     return out

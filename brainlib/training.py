@@ -16,6 +16,8 @@ complete). The pieces it joins each have their module:
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,8 +389,11 @@ def train_grid(
     progress: bool = False,
 ) -> dict[tuple[str, int, str], RunResult]:
     """:func:`train` both models for every pair of :func:`brainlib.runs.grid`; finished
-    runs are reused. ``progress`` first says how many runs are there already and how many
-    will be trained, then prints one line per epoch (:func:`train`)."""
+    runs are reused, and no model is kept (``RunResult.model`` is None). ``progress``
+    first says how many runs are there already and how many will be trained, then prints
+    one line per epoch (:func:`train`)."""
+    import keras
+
     keys = [(split, seed, variant) for split, seed in runs.grid(profile) for variant in VARIANTS]
     if progress:
         done = sum(runs.is_complete(runs.run_dir(runs_root, profile.replace(split=split),
@@ -398,10 +403,14 @@ def train_grid(
         print(f"{done} of {len(keys)} runs of profile {profile.name} are finished under "
               f"{runs_root}" + (f"; training {todo} now, one line per epoch"
                                 if todo else ": nothing to train"))  # fmt: skip
-    return {
-        (split, seed, variant): train(
-            profile.replace(split=split), variant, runs_root, data_dir, seed=seed,
-            weights=weights, verbose=verbose, progress=progress,
-        )
-        for split, seed, variant in keys
-    }  # fmt: skip
+    out = {}
+    for split, seed, variant in keys:
+        result = train(profile.replace(split=split), variant, runs_root, data_dir, seed=seed,
+                       weights=weights, verbose=verbose, progress=progress)  # fmt: skip
+        # one model in memory at a time (a chapter on Binder has 2 GB): the best weights
+        # are in the run folder (weights/best.weights.h5)
+        out[(split, seed, variant)] = dataclasses.replace(result, model=None)
+        del result
+        keras.backend.clear_session()  # the finished run's graphs and variables
+        gc.collect()
+    return out

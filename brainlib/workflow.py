@@ -65,6 +65,48 @@ class StepResult:
     executed: bool  # False: taken from the cache
     path: Path
     seconds: float = 0.0
+    peak_mib: float | None = None  # the kernel's peak resident memory (Linux, macOS)
+
+
+#: appended to each notebook before it executes, removed after: the kernel's own peak
+#: resident set size (``ru_maxrss``: KiB on Linux, bytes on macOS; no ``resource`` on Windows)
+_PEAK_TAG = "brainlib_peak_memory"
+_PEAK_SOURCE = """\
+try:
+    import resource as _r, sys as _s
+    _kib = _r.getrusage(_r.RUSAGE_SELF).ru_maxrss // (1024 if _s.platform == "darwin" else 1)
+    print("brainlib-kernel-peak-kib", _kib)
+except ImportError:
+    pass
+"""
+
+
+def measure_peak(nb):
+    """``nb`` with a last cell that prints the kernel's peak memory."""
+    import nbformat
+
+    nb.cells.append(nbformat.v4.new_code_cell(_PEAK_SOURCE, metadata={"tags": [_PEAK_TAG]}))
+    return nb
+
+
+def take_peak(nb) -> float | None:
+    """Remove the measuring cell from the executed ``nb``; the peak in MiB it printed."""
+    peak = None
+    for cell in [c for c in nb.cells if _PEAK_TAG in c.get("metadata", {}).get("tags", [])]:
+        for out in cell.get("outputs", []):
+            for line in str(out.get("text", "")).splitlines():
+                if line.startswith("brainlib-kernel-peak-kib "):
+                    peak = int(line.split()[1]) / 1024
+        nb.cells.remove(cell)
+    nb.metadata.setdefault("brainlib", {})["kernel_peak_mib"] = peak
+    return peak
+
+
+def kernel_peak_mib(executed: Path) -> float | None:
+    """The kernel's peak memory recorded in an executed notebook (None: not measured)."""
+    import nbformat
+
+    return nbformat.read(executed, as_version=4).metadata.get("brainlib", {}).get("kernel_peak_mib")
 
 
 def package_hash() -> str:
@@ -202,12 +244,13 @@ def execute_notebooks(
             key_file = out_dir / f"{name}.key"
             if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
                 log(f"[cached]   {name}")
-                results.append(StepResult(name, False, executed))
+                peak = kernel_peak_mib(executed)
+                results.append(StepResult(name, False, executed, peak_mib=peak))
                 upstream = key
                 continue
             key_file.unlink(missing_ok=True)
             staged = out_dir / f"{name}.input.ipynb"
-            nbformat.write(stage(to_notebook(source_path), solutions), staged)
+            nbformat.write(measure_peak(stage(to_notebook(source_path), solutions)), staged)
             log(f"[running]  {name} ...")
             t0 = time.perf_counter()
             progress = TrainingProgress(build / "runs", name, log)
@@ -231,12 +274,14 @@ def execute_notebooks(
             finally:
                 progress.stop()
                 staged.unlink(missing_ok=True)
-            if not solutions:
-                nbformat.write(unstage(nbformat.read(executed, as_version=4)), executed)
+            done = nbformat.read(executed, as_version=4)
+            peak = take_peak(done)
+            nbformat.write(done if solutions else unstage(done), executed)
             seconds = time.perf_counter() - t0
             atomic_write_text(key_file, key + "\n")
-            log(f"[done]     {name} in {seconds:.1f} s")
-            results.append(StepResult(name, True, executed, seconds))
+            memory = f", kernel peak {peak:,.0f} MiB" if peak is not None else ""
+            log(f"[done]     {name} in {seconds:.1f} s{memory}")
+            results.append(StepResult(name, True, executed, seconds, peak))
             upstream = key
     finally:
         for k, v in env_backup.items():

@@ -16,8 +16,8 @@
 # %% [markdown]
 # # Grad-CAM: where do the models look? (Figure 5)
 #
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/06_gradcam.ipynb)
-# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/06_gradcam.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/main/notebooks/06_gradcam.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/main?labpath=notebooks/06_gradcam.ipynb)
 #
 # ## Overview
 #
@@ -51,11 +51,18 @@
 # On Colab, or wherever brainlib is not installed yet, install it first.
 # The data comes with the profile: phantoms are generated, the real data is
 # downloaded with kagglehub (a Kaggle account may be needed).
+import importlib
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
-    pass
+    # %pip install -q "brainlib-replication @ git+https://github.com/brainlib/brainlib@main"
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("brainlib") is None:  # pip printed why above
+        raise ModuleNotFoundError(
+            "brainlib is not installed and the install above did not work: read pip's "
+            "message above this error (network, Python version or a conflict), fix what "
+            "it names and run this cell again."
+        )
 
 # %% tags=["parameters", "remove-cell"]
 profile = "demo"

@@ -16,8 +16,8 @@
 # %% [markdown]
 # # Results beside the paper
 #
-# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/v0.2.0/notebooks/07_replication.ipynb)
-# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/v0.2.0?labpath=notebooks/07_replication.ipynb)
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/brainlib/brainlib/blob/main/notebooks/07_replication.ipynb)
+# [![Launch Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/brainlib/brainlib/main?labpath=notebooks/07_replication.ipynb)
 #
 # ## Overview
 #
@@ -51,17 +51,24 @@
 # computed, on this build's own runs.
 #
 # This page reads `results/`, which comes with the repository, not with the
-# package: on Colab, clone the repository first
-# (`!git clone --depth 1 -b v0.2.0 https://github.com/brainlib/brainlib`) and
-# set `results_dir = "brainlib/results/real224"`.
+# package. Opened without the repository (on Colab), it fetches the repository's
+# archive at the project's address once and reads the results from there
+# (`results.committed`; the address is `brainlib/address.toml`).
 
 # %% tags=["remove-cell"]
 # On Colab, or wherever brainlib is not installed yet, install it first.
+import importlib
 import importlib.util
 
 if importlib.util.find_spec("brainlib") is None:
-    # %pip install -q "brainlib @ git+https://github.com/brainlib/brainlib@v0.2.0"
-    pass
+    # %pip install -q "brainlib-replication @ git+https://github.com/brainlib/brainlib@main"
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("brainlib") is None:  # pip printed why above
+        raise ModuleNotFoundError(
+            "brainlib is not installed and the install above did not work: read pip's "
+            "message above this error (network, Python version or a conflict), fix what "
+            "it names and run this cell again."
+        )
 
 # %% tags=["parameters", "remove-cell"]
 results_dir = "../results/real224"  # the committed grid of 224 px runs
@@ -72,6 +79,8 @@ from IPython.display import Image, Markdown, display
 
 from brainlib import answers, evaluation, paper, plots, results
 from brainlib.display import glue
+
+results_dir = results.committed(results_dir)  # fetched where the repository is not
 
 grid = answers.Grid.open(results_dir)  # loads every run and recomputes its metrics
 what = answers.setup(grid)

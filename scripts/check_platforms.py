@@ -10,7 +10,7 @@ ask pip to resolve them from binary wheels only, as that platform would:
 
 Needs the package index; nothing is installed. Usage:
 
-    python scripts/check_platforms.py [--python 3.11] [--extras cpu,book] [PLATFORM ...]
+    python scripts/check_platforms.py [--python 3.11,3.12,3.13] [--extras cpu,book] [PLATFORM ...]
 
 Exit status 0 when every platform resolves; the tensorflow package chosen and
 the number of packages are printed per platform.
@@ -29,6 +29,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the Python versions brainlib supports (pyproject's requires-python)
+PYTHONS = ("3.11", "3.12", "3.13")
 
 #: marker environment and pip platform tags of each platform checked
 PLATFORMS = {
@@ -101,17 +103,23 @@ def main(argv=None) -> int:
         metavar="PLATFORM",
         help="any of " + ", ".join(PLATFORMS) + " (default: all)",
     )
-    p.add_argument("--python", default="3.11", help="Python version (default 3.11)")
+    p.add_argument(
+        "--python",
+        default=",".join(PYTHONS),
+        help=f"Python versions, comma-separated (default {','.join(PYTHONS)})",
+    )
     p.add_argument("--extras", default="cpu,book", help="extras to include (default cpu,book)")
     args = p.parse_args(argv)
     ok = True
     unknown = sorted(set(args.platforms) - set(PLATFORMS))
     if unknown:
         p.error(f"unknown platforms {unknown}; known: {sorted(PLATFORMS)}")
-    for platform in args.platforms or PLATFORMS:
-        good, what = check(platform, args.python, tuple(filter(None, args.extras.split(","))))
-        ok &= good
-        print(f"{platform:14s} python {args.python}: {'ok  ' if good else 'FAIL'} {what}")
+    extras = tuple(filter(None, args.extras.split(",")))
+    for python in filter(None, args.python.split(",")):
+        for platform in args.platforms or PLATFORMS:
+            good, what = check(platform, python, extras)
+            ok &= good
+            print(f"{platform:14s} python {python}: {'ok  ' if good else 'FAIL'} {what}")
     return 0 if ok else 1
 
 

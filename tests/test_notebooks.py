@@ -165,17 +165,15 @@ def test_the_notebooks_grad_cam_is_tf_keras_vis():
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_install_cell_and_badges_open_the_release(name):
-    import brainlib
+def test_install_cell_and_badges_open_the_projects_address(name):
+    from brainlib import address
 
+    a = address.load()
     source = (ROOT / "notebooks" / f"{name}.py").read_text(encoding="utf-8")
-    tag = f"v{brainlib.__version__}"
-    assert f'git+https://github.com/brainlib/brainlib@{tag}"' in source  # Colab's install cell
-    assert (
-        f"colab.research.google.com/github/brainlib/brainlib/blob/{tag}/notebooks/{name}.ipynb"
-        in source
-    )
-    assert f"mybinder.org/v2/gh/brainlib/brainlib/{tag}?labpath=notebooks/{name}.ipynb" in source
+    assert f'# %pip install -q "{a.requirement()}"' in source  # Colab's install cell
+    assert "raise ModuleNotFoundError(" in source  # ... which says so when it did not work
+    assert a.colab(f"notebooks/{name}.ipynb") in source
+    assert a.binder(f"notebooks/{name}.ipynb") in source
 
 
 def test_the_notebooks_resize_and_perceptual_hash_are_the_packages(tmp_path):

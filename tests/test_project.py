@@ -42,13 +42,26 @@ def _lock() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def test_environment_yml_carries_the_pyproject_pins():
-    wanted = _book_requirements()
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+def test_environment_yml_is_the_lock_for_binder():
+    """Binder builds from environment.yml: the lock's exact versions, for Linux x86_64."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "binder_environment", ROOT / "scripts" / "binder_environment.py"
+    )
+    binder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(binder)
+    text = (ROOT / "environment.yml").read_text()
+    assert text == binder.render(), "run `make lock` (scripts/binder_environment.py)"
+    env = yaml.safe_load(text)
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert sorted(map(_norm, pip)) == sorted(map(_norm, wanted))
-    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python == "python=3.11"
+    pinned = dict(p.split("==") for p in pip)
+    assert all(not p.startswith(("-", "git+")) for p in pip)  # exact pins, nothing else
+    assert "python=3.11" in env["dependencies"]
+    for line in _book_requirements():  # every pyproject pin that applies on Binder holds
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate(binder.BINDER):
+            assert req.specifier.contains(pinned[req.name], prereleases=True), line
 
 
 def test_the_stack_is_the_known_working_one():
@@ -111,12 +124,18 @@ def test_the_version_is_one_number_everywhere():
     from importlib.metadata import version
 
     import brainlib
+    from brainlib.address import DISTRIBUTION
 
-    assert version("brainlib") == brainlib.__version__
+    assert _project()["name"] == DISTRIBUTION
+    assert version(DISTRIBUTION) == brainlib.__version__
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     zenodo = json.loads((ROOT / ".zenodo.json").read_text())
     assert cff["version"] == zenodo["version"] == brainlib.__version__
-    assert f"## {brainlib.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    if ".dev" in brainlib.__version__:  # main between releases: changes gather under Unreleased
+        assert "\n## Unreleased\n" in changelog and "date-released" not in cff
+    else:  # a release: its own section and its date
+        assert f"\n## {brainlib.__version__} " in changelog and "date-released" in cff
     assert "MIT" in (ROOT / "LICENSE").read_text() and _project()["license"] == "MIT"
     assert cff["references"][0]["doi"] == "10.7759/cureus.80084"
 

@@ -210,6 +210,32 @@ def test_a_run_folder_is_held_by_one_process_and_cleaned_on_entry(tmp_path):
     assert not (tmp_path / "new-runs").exists()  # nor the folders made to hold it
 
 
+def test_the_lock_holds_across_processes_and_dies_with_its_holder(tmp_path):
+    """Another process (another brainlib command) is refused by name; a killed holder frees it."""
+    import signal
+    import subprocess
+    import sys
+
+    from brainlib import runs
+
+    folder = tmp_path / "runs" / "smoke" / "se-paper-seed42"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from brainlib import runs\n"
+         f"with runs.locked({str(folder)!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = f"in use by another brainlib process \\(pid {holder.pid}\\)"
+        with pytest.raises(RunError, match=refused), runs.locked(folder):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # no clean exit: the OS releases the lock
+        holder.wait(timeout=30)
+    with runs.locked(folder):  # free again
+        assert (folder / runs.LOCK_HOLDER).read_text().strip() == str(os.getpid())
+
+
 def test_a_start_that_failed_does_not_block_the_corrected_command(tmp_path):
     from brainlib.models import WeightsError
 
