@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 import warnings
 
@@ -18,8 +19,10 @@ from brainlib import __version__
 from brainlib.commands import (
     cmd_analyse,
     cmd_audit,
+    cmd_cells,
     cmd_evaluate,
     cmd_export,
+    cmd_gather,
     cmd_manifest,
     cmd_phantoms,
     cmd_profiles,
@@ -123,8 +126,27 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train on data that differs from the manifest (strict profiles refuse it)",
     )
+    p.add_argument("--cell", default=None, metavar="NAME",
+                   help="one cell of the profile's grid, e.g. se-paper-seed42 (sets the "
+                        "model, split and seed; `brainlib cells` lists them)")  # fmt: skip
     p.add_argument("--stop-after-epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("cells", help="list the cells (model, split, seed) of a profile's grid")
+    _profile_args(p, skip_bad=False)
+    p.add_argument("--format", choices=("lines", "json", "matrix"), default="lines",
+                   help="lines (one name each), json (a list), or matrix (a GitHub Actions "
+                        "matrix: {\"include\": [...]})")  # fmt: skip
+    p.set_defaults(func=cmd_cells)
+
+    p = sub.add_parser(
+        "gather", help="check run folders trained on many machines and put them into one root"
+    )
+    p.add_argument("sources", nargs="+", help="runs roots of the jobs (or run folders)")
+    _profile_args(p, skip_bad=False)
+    p.add_argument("--into", required=True, help="the runs root to gather into")
+    p.add_argument("--partial", action="store_true", help="allow cells to be missing")
+    p.set_defaults(func=cmd_gather)
 
     p = sub.add_parser("evaluate", help="predict and score every run of the profile's grid")
     p.add_argument("--data-dir", default=None, help="dataset folder in the Kaggle layout")
@@ -253,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
+    except BrokenPipeError:  # `brainlib cells | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("brainlib: interrupted; a run resumes from its last finished epoch", file=sys.stderr)
         return 130

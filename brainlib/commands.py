@@ -133,13 +133,21 @@ def cmd_train(args) -> int:
 
     profile = _profile(args)
     variants = VARIANTS if args.variant == "both" else (args.variant,)
+    seed = args.seed
+    if args.cell:  # one cell of the grid: its model, split and seed
+        from brainlib.grid import parse_cell
+
+        cell = parse_cell(profile, args.cell)
+        if args.variant != "both" or args.seed is not None:
+            raise ConfigError("--cell names the model and seed: leave out --variant and --seed")
+        profile, variants, seed = profile.replace(split=cell.split), (cell.variant,), cell.seed
     for variant in variants:
         result = train(
             profile,
             variant,
             runs_root=args.runs,
             data_dir=args.data_dir,
-            seed=args.seed,
+            seed=seed,
             weights=args.weights,
             allow_mismatch=args.allow_data_mismatch,
             skip_bad=args.skip_bad,
@@ -152,6 +160,33 @@ def cmd_train(args) -> int:
             f"resumed after {result.resumed_from}; last val_accuracy "
             f"{last.get('val_accuracy', float('nan')):.4f})"
         )
+    return 0
+
+
+def cmd_cells(args) -> int:
+    import json
+
+    from brainlib import grid
+
+    profile = _profile(args)
+    if args.format == "matrix":
+        print(grid.matrix(profile))
+    elif args.format == "json":
+        print(json.dumps([c.name for c in grid.cells(profile)]))
+    else:
+        for cell in grid.cells(profile):
+            print(cell.name)
+    return 0
+
+
+def cmd_gather(args) -> int:
+    from brainlib import grid
+
+    profile = _profile(args)
+    gathered = grid.gather(args.sources, profile, args.into, partial=args.partial)
+    print(f"{len(gathered)} runs of profile {profile.name} in {args.into}/{profile.name}/; next: "
+          f"brainlib evaluate --profile {profile.name} --runs {args.into}"
+          + (" --partial" if args.partial else ""))  # fmt: skip
     return 0
 
 
