@@ -151,3 +151,18 @@ def test_a_missing_cell_is_refused_unless_partial(two_jobs, tmp_path):
     out = grid.gather([base / "se-paper-seed42"], profile, tmp_path / "into", partial=True,
                       log=lines.append)  # fmt: skip
     assert [p.name for p in out] == ["se-paper-seed42"] and "partial grid: 1 of 2" in lines[-1]
+
+
+def test_the_slurm_array_script_picks_its_cell_and_refuses_a_task_past_the_grid(tmp_path):
+    script = ROOT / "scripts" / "slurm_grid.sbatch"
+    bin_dir = Path(sys.executable).parent  # brainlib's console script beside this Python
+    path = f"{bin_dir}:{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PROFILE": "smoke", "RUNS": str(tmp_path / "jobs"), "PATH": path,
+           "SLURM_ARRAY_TASK_ID": "2"}  # fmt: skip
+    env.pop("DATA_DIR", None)
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "profile smoke has no cell 2" in proc.stderr
+    env.pop("SLURM_ARRAY_TASK_ID")
+    proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env)
+    assert proc.returncode != 0 and "run this as a job array" in proc.stderr
+    assert not (tmp_path / "jobs").exists()
