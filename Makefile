@@ -18,6 +18,7 @@ export BRAINLIB_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA))
 all: test
 
 # (Re)install when .venv is missing or pyproject.toml changed since the last install.
+# CONSTRAINTS=requirements/book.lock holds the install to the lock (publish.yml does).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] < (3, 14), "brainlib needs Python 3.11, 3.12 or 3.13, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +26,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip uv 2>&1 | grep -v "^WARNING: Location" || true
 	@# uv resolves and installs in parallel (seconds where its cache is warm); pip if it is missing
 	set -o pipefail; if $(BIN)/python -m uv --version >/dev/null 2>&1; then \
-		$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[$(EXTRA),book,dev]"; \
-	else $(BIN)/python -m pip install -q -e ".[$(EXTRA),book,dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }; fi
+		$(BIN)/python -m uv pip install -q --python $(BIN)/python -e ".[$(EXTRA),book,dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS)); \
+	else $(BIN)/python -m pip install -q -e ".[$(EXTRA),book,dev]" $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) 2>&1 | { grep -v "^WARNING: Location" || true; }; fi
 	@echo "$(EXTRA)" > $(STAMP)
 
 venv: $(STAMP)

@@ -37,8 +37,13 @@ CLASS_LABELS: dict[str, str] = {
 #: The two models the paper compares: with the squeeze-and-excitation block, and without.
 VARIANTS: tuple[str, ...] = ("se", "base")
 
-#: The Kaggle dataset the paper used.
+#: The Kaggle dataset the paper used, and the version downloaded (pinned: a new version on
+#: Kaggle must not silently replace the data; the manifest check would refuse it anyway).
+#: Version 1 is the one kagglehub's cache paths show in public code that uses this set.
 KAGGLE_DATASET = "thomasdubail/brain-tumors-256x256"
+KAGGLE_VERSION = 1
+#: The external test set's Kaggle handle (its Testing/ part: 394 images, as version 3 holds).
+KAGGLE_EXTERNAL = "sartajbhuvaji/brain-tumor-classification-mri/versions/3"
 REAL_DATASET = "brain-tumors-256x256"
 PHANTOM_DATASET = "phantoms"
 #: Another dataset in the Kaggle layout, named by ``data_dir`` (no manifest is kept for it).

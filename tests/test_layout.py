@@ -180,3 +180,30 @@ def test_subfolders_and_linked_folders_are_reported_with_the_file_problems(small
     assert "normal/more: a folder inside a class folder" in text
     assert "glioma_tumor/elsewhere: a folder inside a class folder (a link to a folder)" in text
     assert "bad.jpg: not an image" in text  # listed together with the folder problems
+
+
+def test_the_kaggle_download_asks_for_the_pinned_version(tmp_path, monkeypatch):
+    import kagglehub
+
+    from brainlib.config import CLASSES, KAGGLE_DATASET, KAGGLE_VERSION
+    from brainlib.data import source
+
+    asked = []
+    for name in CLASSES:
+        (tmp_path / "Data" / name).mkdir(parents=True)
+
+    def fake(handle):
+        asked.append(handle)
+        return str(tmp_path)
+
+    monkeypatch.setattr(kagglehub, "dataset_download", fake)
+    assert source.download_kaggle() == tmp_path / "Data"
+    assert asked == [f"{KAGGLE_DATASET}/versions/{KAGGLE_VERSION}"]
+
+    def offline(handle):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(kagglehub, "dataset_download", offline)
+    with pytest.raises(source.DataError, match="KAGGLE_API_TOKEN") as err:
+        source.download_kaggle()
+    assert f"{KAGGLE_DATASET}/versions/{KAGGLE_VERSION}" in str(err.value)

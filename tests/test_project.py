@@ -207,15 +207,149 @@ def test_workflow_inputs_reach_scripts_through_the_environment(path):
             )
 
 
-def test_the_published_book_is_the_paper_profile_and_the_pr_check_the_demo():
+def test_the_published_book_is_a_matrix_of_cells_gathered_into_the_paper_book():
     publish = yaml.safe_load((ROOT / ".github" / "workflows" / "publish.yml").read_text())
     ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
-    steps = " ".join(s.get("run", "") for s in publish["jobs"]["paper"]["steps"])
-    assert "--profile paper" in steps and "weights='imagenet'" in steps
-    assert "brainlib verify --profile paper" in steps  # the kagglehub download, checked
-    assert any("deploy-pages" in s.get("uses", "") for s in publish["jobs"]["deploy"]["steps"])
+    jobs = publish["jobs"]
+
+    def runs_of(job):
+        return " ".join(s.get("run", "") for s in jobs[job]["steps"])
+
+    assert "scripts/workflow_inputs.py" in runs_of("plan")  # inputs checked before any job
+    assert "brainlib verify --profile paper" in runs_of("inputs")  # the download, checked
+    assert "weights='imagenet'" in runs_of("inputs") and "KAGGLE_EXTERNAL" in runs_of("inputs")
+    assert jobs["train"]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert '--cell "$CELL"' in runs_of("train") and jobs["train"]["needs"] == ["plan", "inputs"]
+    gather = runs_of("gather")
+    assert "brainlib gather" in gather and "--external" in gather and "brainlib run" in gather
+    assert "--profile paper" in gather
+    assert any("deploy-pages" in s.get("uses", "") for s in jobs["deploy"]["steps"])
+    for name, job in jobs.items():  # every job has a limit; installs are held to the lock
+        assert "timeout-minutes" in job, name
+        if "make venv" in runs_of(name):
+            assert "CONSTRAINTS=requirements/book.lock" in runs_of(name), name
+    for name in ("train", "gather"):  # something to inspect when a job fails
+        assert any(s.get("if") == "failure()" for s in jobs[name]["steps"]), name
     assert "make book" in " ".join(s.get("run", "") for s in ci["jobs"]["book"]["steps"])
     assert not any("deploy-pages" in str(job) for job in ci["jobs"].values())
+
+
+CURRENT_ACTIONS = {
+    "actions/checkout": 6,
+    "actions/setup-python": 6,
+    "actions/cache": 5,
+    "actions/cache/restore": 5,
+    "actions/upload-artifact": 7,
+    "actions/download-artifact": 7,
+    "actions/upload-pages-artifact": 5,
+    "actions/deploy-pages": 5,
+}  # fmt: skip  (the first majors on Node 24)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_at_their_node_24_majors_and_dependabot_keeps_them(path):
+    for job in yaml.safe_load(path.read_text())["jobs"].values():
+        for step in job.get("steps", []):
+            if "uses" in step:
+                name, _, ref = step["uses"].partition("@")
+                assert int(ref.lstrip("v").split(".")[0]) >= CURRENT_ACTIONS[name], step["uses"]
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert dependabot["updates"][0]["package-ecosystem"] == "github-actions"
+
+
+def _unquoted_expansions(script: str, names: set[str]) -> list[str]:
+    """``$NAME`` / ``${NAME...}`` of ``names`` that bash would word-split (outside "...")."""
+    out, quote, i = [], None, 0
+    while i < len(script):
+        c = script[i]
+        if quote == "'":
+            quote = None if c == "'" else quote
+        elif c == "\\":
+            i += 1
+        elif c == '"':
+            quote = None if quote == '"' else '"'
+        elif c == "'" and quote is None:
+            quote = "'"
+        elif c == "$":
+            m = re.match(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", script[i:])
+            if m and m[1] in names and quote != '"':
+                out.append(script[i : i + 40].splitlines()[0])
+        i += 1
+    return out
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_untrusted_value_reaches_a_shell_unquoted(path):
+    """A value from an input, the matrix, another job's output or a secret reaches a
+    script only through env:, and the script quotes it ("$X"): no word-splitting, no glob."""
+    workflow = yaml.safe_load(path.read_text())
+    untrusted = re.compile(r"\$\{\{\s*(inputs|matrix|needs|secrets|github\.event)\b")
+
+    def tainted(env):
+        return {k for k, v in (env or {}).items() if untrusted.search(str(v))}
+
+    top = tainted(workflow.get("env"))
+    for name, job in workflow["jobs"].items():
+        names = top | tainted(job.get("env"))
+        for step in job.get("steps", []):
+            script = step.get("run", "")
+            bad = _unquoted_expansions(script, names | tainted(step.get("env")))
+            assert not bad, f"{path.name}: job {name}, step {step.get('name')!r}: {bad}"
+
+
+def test_the_unquoted_check_catches_word_splitting():
+    names = {"OVERRIDES", "CELL"}
+    assert _unquoted_expansions('for o in $OVERRIDES; do x "$o"; done', names) == [
+        '$OVERRIDES; do x "$o"; done'
+    ]
+    assert _unquoted_expansions('brainlib train --cell "$CELL" --runs "jobs/${CELL}"', names) == []
+    assert _unquoted_expansions("python -c 'print($CELL)'", names) == []  # single quotes
+
+
+def test_workflow_inputs_are_checked_before_any_job(monkeypatch, capsys):
+    import importlib.util
+
+    path = ROOT / "scripts" / "workflow_inputs.py"
+    spec = importlib.util.spec_from_file_location("workflow_inputs", path)
+    inputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(inputs)
+    sets, problems = inputs.check("42, 43", "paper,dedup", "max_epochs=30")
+    assert not problems
+    assert sets == ["--set", "seeds=42,43", "--set", "splits=paper,dedup", "--set", "max_epochs=30"]
+    _, problems = inputs.check("42,x,42", "paper,given,foo", "seed=1 split=grouped a;b lr=2")
+    assert problems == [
+        "seeds: 'x' is not a non-negative integer",
+        "seeds: '42,x,42' repeats a seed",
+        "splits: 'given' is not one of paper, grouped, dedup",
+        "splits: 'foo' is not one of paper, grouped, dedup",
+        "overrides: seed is refused here (it would move the split or replace the seeds and "
+        "splits inputs)",
+        "overrides: split is refused here (it would move the split or replace the seeds and "
+        "splits inputs)",
+        "overrides: 'a;b' is not FIELD=VALUE (letters, digits, . , + -)",
+        "overrides: 'lr' is not a profile field",
+    ]
+    _, problems = inputs.check("42", "paper", "dropout=2")  # the profile's own check
+    assert len(problems) == 1 and "dropout" in problems[0]
+    monkeypatch.setenv("SEEDS", "42")
+    monkeypatch.setenv("SPLITS", "paper,dedup")
+    monkeypatch.setenv("OVERRIDES", "")
+    monkeypatch.setenv("CODE", "abc")
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    assert inputs.main() == 0
+    lines = dict(ln.split("=", 1) for ln in capsys.readouterr().out.splitlines())
+    assert [c["cell"] for c in json.loads(lines["matrix"])["include"]] == [
+        "se-paper-seed42",
+        "base-paper-seed42",
+        "se-dedup-seed42",
+        "base-dedup-seed42",
+    ]
+    assert len(lines["key"]) == 16
+    monkeypatch.setenv("CODE", "abd")  # other code: another cache key
+    assert inputs.main() == 0
+    assert (
+        dict(ln.split("=", 1) for ln in capsys.readouterr().out.splitlines())["key"] != lines["key"]
+    )
 
 
 def _brainlib_imports() -> dict[str, set[str]]:

@@ -8,8 +8,9 @@ The order, first match wins:
 4. for the real dataset: ``$BRAINLIB_DATA_DIR``;
 5. for the real dataset: download it from Kaggle with ``kagglehub`` (cached by
    kagglehub under ``~/.cache/kagglehub``). This needs the network and, for
-   some accounts, Kaggle credentials (``~/.kaggle/kaggle.json`` or
-   ``KAGGLE_USERNAME``/``KAGGLE_KEY``).
+   some accounts, Kaggle credentials (``KAGGLE_API_TOKEN``, kagglehub 1.x's way, or the
+   legacy ``~/.kaggle/kaggle.json`` / ``KAGGLE_USERNAME`` + ``KAGGLE_KEY``). The
+   dataset's version is pinned (:data:`brainlib.config.KAGGLE_VERSION`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from brainlib.config import (
     DATA_DIR_ENV,
     FOLDER_DATASET,
     KAGGLE_DATASET,
+    KAGGLE_VERSION,
     PHANTOM_DATASET,
     REAL_DATASET,
     Profile,
@@ -50,15 +52,17 @@ def find_class_root(path: Path) -> Path:
     raise DataError(f"no folder under {path} holds the class folders {', '.join(CLASSES)}")
 
 
-def download_kaggle(dataset: str = KAGGLE_DATASET) -> Path:
-    """Download the paper's dataset with kagglehub and return its class root."""
+def download_kaggle(dataset: str = KAGGLE_DATASET, version: int | None = KAGGLE_VERSION) -> Path:
+    """Download the paper's dataset (its pinned version) with kagglehub; its class root."""
+    handle = f"{dataset}/versions/{version}" if version else dataset
     try:
         import kagglehub
 
-        path = Path(kagglehub.dataset_download(dataset))
+        path = Path(kagglehub.dataset_download(handle))
     except Exception as err:  # network, credentials, or kagglehub's own errors
         raise DataError(
-            f"could not download {dataset} from Kaggle ({type(err).__name__}: {err}). "
+            f"could not download {handle} from Kaggle ({type(err).__name__}: {err}; "
+            "credentials: KAGGLE_API_TOKEN, or KAGGLE_USERNAME and KAGGLE_KEY). "
             f"Download it by hand from https://www.kaggle.com/datasets/{dataset} and pass "
             f"--data-dir DIR, or set {DATA_DIR_ENV}=DIR."
         ) from err
