@@ -169,7 +169,7 @@ def gather(sources, profile: Profile, into: str | Path, partial: bool = False,
     computes its own). Returns the gathered run folders.
     """
     into = Path(into)
-    found, problems = [], []
+    found, problems, refused = [], [], set()
     for source in sources:
         try:
             folders = find_runs(source, profile)
@@ -178,9 +178,14 @@ def gather(sources, profile: Profile, into: str | Path, partial: bool = False,
             continue
         for folder in folders:
             item = inspect(folder, profile)
-            (problems.append if isinstance(item, str) else found.append)(item)
+            if isinstance(item, str):
+                problems.append(item)
+                refused.add(folder.name)  # named by its cell: reported, not missing
+            else:
+                found.append(item)
     problems += check_together(found)
-    missing = sorted({c.name for c in cells(profile)} - {f.cell.name for f in found})
+    present = {f.cell.name for f in found} | refused
+    missing = sorted({c.name for c in cells(profile)} - present)
     if missing and not partial:
         problems.append(f"cells missing from the sources: {', '.join(missing)} "
                         "(train them, or gather with --partial)")  # fmt: skip
