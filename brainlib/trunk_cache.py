@@ -29,10 +29,12 @@ import numpy as np
 NAMES = ("train", "train-flip", "train-labels", "val", "val-labels")
 
 
-def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None) -> np.ndarray:
+def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None,
+                   step=None) -> np.ndarray:  # fmt: skip
     """The frozen trunk's outputs for every cached image (optionally mirrored).
 
     ``out``: an array (a memory map) to fill batch by batch instead of a new one.
+    ``step``: :func:`trunk_step` of ``trunk``, traced once for several calls.
     """
     import tensorflow as tf
 
@@ -40,10 +42,7 @@ def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None)
 
     ds = cached.map(lambda x, y: x[:, ::-1] if flip else x).batch(batch_size)
     ds = ds.map(preprocess).prefetch(tf.data.AUTOTUNE)
-    # In a graph each layer's output is freed once its consumers ran; an eager call of the
-    # functional model held them all until it returned (a batch of 64 at 128 px: peak
-    # 3.3 GiB eager, 1.1 GiB as a graph, the outputs bitwise equal).
-    step = tf.function(lambda x: trunk(x, training=False))
+    step = step or trunk_step(trunk)
     if out is None:
         return np.concatenate([step(x).numpy() for x in ds], axis=0)
     k = 0
@@ -52,6 +51,18 @@ def trunk_features(trunk, cached, batch_size: int, flip: bool = False, out=None)
         out[k : k + len(rows)] = rows
         k += len(rows)
     return out
+
+
+def trunk_step(trunk):
+    """The trunk in inference mode as a compiled graph.
+
+    In a graph each layer's output is freed once its consumers ran; an eager call of the
+    functional model held them all until it returned (a batch of 64 at 128 px: peak 3.3 GiB
+    eager, 1.1 GiB as a graph, the outputs bitwise equal).
+    """
+    import tensorflow as tf
+
+    return tf.function(lambda x: trunk(x, training=False))
 
 
 def trunk_cache_key(trunk, split_text: str, image_size: int) -> str:
@@ -76,6 +87,7 @@ def _compute(trunk, train_cache, val_cache, key: str, root: Path) -> None:
     tmp.mkdir(parents=True)
     probe = trunk(np.zeros((1, *trunk.input.shape[1:]), "float32"), training=False)
     shape, dtype = tuple(probe.shape[1:]), probe.numpy().dtype
+    step = trunk_step(trunk)  # traced once for the three passes below
     for split, data in (("train", train_cache), ("val", val_cache)):
         labels = labels_of(data)
         np.save(tmp / f"{split}-labels.npy", labels)
@@ -83,7 +95,7 @@ def _compute(trunk, train_cache, val_cache, key: str, root: Path) -> None:
             name = f"{split}-flip" if flip else split
             out = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=dtype,
                                             shape=(len(labels), *shape))  # fmt: skip
-            trunk_features(trunk, data, 32, flip=flip, out=out)  # 32: memory, not speed
+            trunk_features(trunk, data, 32, flip=flip, out=out, step=step)  # 32: memory
             out.flush()
             del out
     (tmp / "done.json").write_text(json.dumps({"key": key, "shape": shape, "dtype": str(dtype)}))

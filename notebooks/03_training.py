@@ -164,9 +164,8 @@ pd.DataFrame({"This page": written_out, "brainlib": package}).astype(str)
 # %%
 trunk, top = models.trunk_and_top(model)
 ds = data.load_dataset(P, data_dir)
-paths = [
-    str(r.path) for r in ds.records[:8]
-]  # eight images: an eager call holds every layer's output
+# eight images: an eager call holds every layer's output until it returns
+paths = [str(r.path) for r in ds.records[:8]]
 images = tfdata.preprocess(np.stack([tfdata.load_image(p, P.image_size) for p in paths]))
 features = trunk(images, training=True)  # training mode: a frozen trunk ignores it
 same_trunk = np.abs(features - trunk(images, training=False)).max()

@@ -30,6 +30,11 @@ PROFILE = "paper"
 REFUSED = ("seed", "seeds", "split", "splits", "data_dir", "name")
 
 
+def pairs(sets: list[str]) -> dict[str, str]:
+    """``["--set", "a=1", "--set", "b=2"]`` -> ``{"a": "1", "b": "2"}``."""
+    return dict(item.split("=", 1) for item in sets[1::2])
+
+
 def check(seeds: str, splits: str, overrides: str) -> tuple[list[str], list[str]]:
     """``(--set arguments, problems)``."""
     problems = []
@@ -60,9 +65,7 @@ def check(seeds: str, splits: str, overrides: str) -> tuple[list[str], list[str]
             sets += ["--set", item]
     if not problems:
         try:
-            overrides_dict = {sets[i + 1].split("=", 1)[0]: sets[i + 1].split("=", 1)[1]
-                              for i in range(0, len(sets), 2)}  # fmt: skip
-            config.load_profile(PROFILE, **overrides_dict)
+            config.load_profile(PROFILE, **pairs(sets))
         except config.ConfigError as err:
             problems.append(f"overrides: {err}")
     return sets, problems
@@ -75,9 +78,7 @@ def main() -> int:
         print(f"::error::{line}" if os.environ.get("GITHUB_ACTIONS") else line, file=sys.stderr)
     if problems:
         return 1
-    pairs = {sets[i + 1].split("=", 1)[0]: sets[i + 1].split("=", 1)[1]
-             for i in range(0, len(sets), 2)}  # fmt: skip
-    profile = config.load_profile(PROFILE, **pairs)
+    profile = config.load_profile(PROFILE, **pairs(sets))
     # the cache key of a finished run: the code (CODE, a hash of brainlib/ and the pins) and
     # the settings; a push that changes neither reuses every run
     code = os.environ.get("CODE", "")

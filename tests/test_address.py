@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import shutil
 import tarfile
@@ -13,16 +12,13 @@ import pytest
 
 import brainlib
 from brainlib import address, results
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _sync_module():
-    path = ROOT / "scripts" / "sync_address.py"
-    spec = importlib.util.spec_from_file_location("sync_address", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sync_address")
 
 
 def test_every_link_agrees_with_the_one_address_setting():

@@ -291,14 +291,9 @@ def test_training_progress_reports_new_epochs_with_the_time_left(tmp_path):
 
 
 def _link_checker():
-    import importlib.util
+    from tests.conftest import load_script
 
-    path = ROOT / "scripts" / "check_links.py"
-    spec = importlib.util.spec_from_file_location("check_links", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_links")
 
 
 def test_every_internal_link_and_anchor_of_the_book_resolves(smoke_book):

@@ -19,13 +19,13 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +55,6 @@ def python313() -> str | None:
         if probe.returncode == 0 and probe.stdout.strip() == "(3, 13)":
             return path
     return None
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def colab_pins() -> dict[str, str]:
@@ -97,6 +93,12 @@ def _install(py: Path, *args) -> None:
         _run([*uv, "pip", "install", "-q", "--python", py, *args])
     else:
         _run([py, "-m", "pip", "install", "-q", *args])
+
+
+def _installed(py: Path) -> dict[str, str]:
+    """canonical name -> version of what the environment of ``py`` holds."""
+    listed = _run([py, "-m", "pip", "list", "--format", "json"]).stdout
+    return {canonicalize_name(p["name"]): p["version"] for p in json.loads(listed)}
 
 
 def _chapters_01_and_04(venv: Path, work: Path, tmp_path: Path) -> None:
@@ -140,11 +142,10 @@ def test_the_lowest_versions_pyproject_allows_run_chapters_01_and_04(wheel, tmp_
     lowest.write_text("\n".join(lowest_pins()) + "\n")
     _install(py, wheel, "tensorflow-cpu>=2.16", "papermill==2.7.*", "ipykernel>=6.29",
              "-c", lowest)  # fmt: skip
-    listed = _run([py, "-m", "pip", "list", "--format", "json"]).stdout
-    installed = {_canonical(p["name"]): p["version"] for p in json.loads(listed)}
+    installed = _installed(py)
     for pin in lowest_pins():
         name, version = pin.split("==")
-        assert Version(installed[_canonical(name)]) == Version(version), pin
+        assert Version(installed[canonicalize_name(name)]) == Version(version), pin
     _chapters_01_and_04(venv, tmp_path / "work", tmp_path)
 
 
@@ -161,9 +162,8 @@ def test_colab_as_today_python_313_tensorflow_220_keras_313(wheel, tmp_path):
     _install(py, "-r", COLAB)
     # the core (no extras: Colab brings TensorFlow) and papermill to drive the chapters
     _install(py, wheel, "papermill==2.7.*", "-c", COLAB)
-    listed = _run([py, "-m", "pip", "list", "--format", "json"]).stdout
-    installed = {_canonical(p["name"]): p["version"] for p in json.loads(listed)}
+    installed = _installed(py)
     for name, version in colab_pins().items():  # nothing of Colab's was moved
-        assert installed.get(_canonical(name)) == version, (name, installed.get(_canonical(name)))
+        assert installed.get(canonicalize_name(name)) == version, (name, installed.get(name))
     assert "tensorflow" not in installed  # the core did not pull a second TensorFlow
     _chapters_01_and_04(venv, tmp_path / "work", tmp_path)

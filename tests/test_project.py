@@ -13,6 +13,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -44,13 +46,7 @@ def _lock() -> dict[str, list[tuple[str, str]]]:
 
 def test_environment_yml_is_the_lock_for_binder():
     """Binder builds from environment.yml: the lock's exact versions, for Linux x86_64."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "binder_environment", ROOT / "scripts" / "binder_environment.py"
-    )
-    binder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(binder)
+    binder = load_script("binder_environment")
     text = (ROOT / "environment.yml").read_text()
     assert text == binder.render(), "run `make lock` (scripts/binder_environment.py)"
     env = yaml.safe_load(text)
@@ -307,12 +303,7 @@ def test_the_unquoted_check_catches_word_splitting():
 
 
 def test_workflow_inputs_are_checked_before_any_job(monkeypatch, capsys):
-    import importlib.util
-
-    path = ROOT / "scripts" / "workflow_inputs.py"
-    spec = importlib.util.spec_from_file_location("workflow_inputs", path)
-    inputs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(inputs)
+    inputs = load_script("workflow_inputs")
     sets, problems = inputs.check("42, 43", "paper,dedup", "max_epochs=30")
     assert not problems
     assert sets == ["--set", "seeds=42,43", "--set", "splits=paper,dedup", "--set", "max_epochs=30"]
