@@ -209,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a field")
     p.add_argument("--root", default=".", help="project root (default: .)")
     p.add_argument("--no-book", action="store_true", help="execute the notebooks only")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="the exported runs (brainlib export --out) the Results page reads "
+                        "(default: results/real224, the committed grid)")  # fmt: skip
     p.add_argument(
         "--solutions",
         action="store_true",

@@ -204,6 +204,7 @@ def cmd_run(args) -> int:
             overrides=overrides,
             book=not args.no_book,
             solutions=args.solutions,
+            results_dir=args.results,
         )
     except PipelineError as err:
         print(f"brainlib run: {err}", file=sys.stderr)

@@ -110,5 +110,18 @@ def glue(name: str, value, display: bool = False) -> None:
         from IPython.display import display as show
 
         show(value)
+        _close(value)
         return
     myst_glue(name, value, display=display)
+    _close(value)
+
+
+def _close(value) -> None:
+    """Close a glued Matplotlib figure: left open, the inline backend would show it again
+    at the end of the cell, and the page would carry every figure twice."""
+    from matplotlib.figure import Figure
+
+    if isinstance(value, Figure):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)

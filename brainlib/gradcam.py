@@ -299,6 +299,10 @@ def deletion_curve(predict, images_uint8: np.ndarray, cams: np.ndarray, labels: 
     images = np.asarray(images_uint8)
     labels = np.asarray(labels)
     n, h, w = cams.shape
+    if n == 0:  # every heatmap blank (e.g. a model that predicts one class): nothing to score
+        nan = float("nan")
+        return pd.DataFrame([{"fraction": float(f), "accuracy": nan, "mean_true_probability": nan}
+                             for f in fractions])  # fmt: skip
     jitter = np.random.default_rng(seed).uniform(0, 1e-9, cams.shape)
     order = np.argsort(-(cams + jitter).reshape(n, -1), axis=1)  # most salient first
     rows = []

@@ -123,6 +123,19 @@ def package_hash() -> str:
     return digest.hexdigest()
 
 
+def tree_hash(folder: Path) -> str:
+    """sha256 over every file under ``folder`` (names and bytes); "" where it is missing.
+
+    The results page's key holds it, so re-exported results re-run the page."""
+    digest = hashlib.sha256()
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(path.relative_to(folder).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest() if folder.is_dir() else ""
+
+
 def step_key(source: str, parameters: dict, data_hash: str, code_hash: str, upstream: str) -> str:
     blob = json.dumps(
         {"source": source, "parameters": parameters, "data": data_hash, "package": code_hash,
@@ -183,6 +196,14 @@ def _describe_failure(name: str, err, executed: Path) -> str:
     )
 
 
+def _results_dir(root: Path, results_dir: str | Path | None) -> Path:
+    """The folder the results page reads: ``results_dir`` (relative to the current
+    directory) or the committed replication's."""
+    if results_dir is None:
+        return root / RESULTS_DIR / REPLICATION_PROFILE
+    return Path(results_dir).resolve()
+
+
 def execute_notebooks(
     profile: Profile,
     root: Path,
@@ -193,11 +214,14 @@ def execute_notebooks(
     names: tuple[str, ...] = NOTEBOOKS,
     log=print,
     solutions: bool = False,
+    results_dir: str | Path | None = None,
 ) -> list[StepResult]:
     """Execute the notebooks in order, skipping unchanged steps (see the module docstring).
 
     ``solutions``: execute the exercises' solution cells too (``make test`` does, on the
     smoke profile); otherwise they are shown with their code and no output.
+    ``results_dir``: the exported runs the results page reads (default: the committed
+    ``results/real224``; a gathered grid exported elsewhere, e.g. the paper profile's).
     """
     import time
 
@@ -221,7 +245,7 @@ def execute_notebooks(
     }
     extra = {
         RESULTS_NOTEBOOK: {
-            "results_dir": os.path.relpath(root / RESULTS_DIR / REPLICATION_PROFILE, nb_dir),
+            "results_dir": os.path.relpath(_results_dir(root, results_dir), nb_dir),
             "figures_dir": os.path.relpath(build / "figures", nb_dir),
         }
     }
@@ -236,10 +260,12 @@ def execute_notebooks(
             if not source_path.is_file():
                 raise PipelineError(f"missing notebook source {source_path}")
             source = source_path.read_text(encoding="utf-8")
-            # the results page reads the committed results only, not this build's runs
+            # the results page reads exported results (committed, or --results), not runs_dir
             params = extra[name] if name in extra else parameters
-            key = step_key(source, {**params, "solutions": solutions}, data_hash, code_hash,
-                           upstream)  # fmt: skip
+            keyed = {**params, "solutions": solutions}
+            if name == RESULTS_NOTEBOOK:  # its input is the results' content, not their path
+                keyed["results"] = tree_hash(_results_dir(root, results_dir))
+            key = step_key(source, keyed, data_hash, code_hash, upstream)
             executed = out_dir / f"{name}.ipynb"
             key_file = out_dir / f"{name}.key"
             if executed.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
@@ -369,19 +395,27 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def banner(profile: Profile, data_dir: str | None, weights: str | None = None) -> str:
-    """The text shown on every page of the book."""
+def banner(
+    profile: Profile,
+    data_dir: str | None,
+    weights: str | None = None,
+    results_dir: str | Path | None = None,
+) -> str:
+    """The text shown on every page of the book: the profile, data and weights, and
+    which runs the Results page reads."""
     from brainlib.models import stand_in_note
 
+    if results_dir is None:
+        reads = f"the committed real-data runs ({RESULTS_DIR}/{REPLICATION_PROFILE})"
+    else:
+        reads = f"the grid this build exported ({Path(results_dir).name}/), not the committed one"
     if profile.dataset == "phantoms":
         data = (f"synthetic phantoms ({profile.phantoms_per_class} per class, "
                 f"{profile.phantom_size} px, seed {profile.seed})")  # fmt: skip
-        note = (
-            "chapters 1-6 demonstrate the pipeline on them; the Results page reads the "
-            f"committed real-data runs ({RESULTS_DIR}/{REPLICATION_PROFILE})"
-        )
+        note = f"chapters 1-6 demonstrate the pipeline on them; the Results page reads {reads}"
     else:
-        data = f"the Kaggle Brain Tumors 256x256 data ({data_dir or 'downloaded'})"
+        where = Path(data_dir).name if data_dir else "downloaded by kagglehub"
+        data = f"the Kaggle Brain Tumors 256x256 data ({where})"
         used = weights or profile.weights
         stand_in = stand_in_note(used)
         if stand_in:
@@ -390,6 +424,7 @@ def banner(profile: Profile, data_dir: str | None, weights: str | None = None) -
                     "not the paper's results")  # fmt: skip
         else:
             note = f"weights: {used}, {profile.image_size} px"
+        note += f"; the Results page reads {reads}"
     return f"Built with profile <b>{profile.name}</b> on {data}: {note}. brainlib {__version__}."
 
 
@@ -412,6 +447,7 @@ def build_book(
     data_dir: str | None,
     log=print,
     weights: str | None = None,
+    results_dir: str | Path | None = None,
 ) -> Path:
     """Stage the book (pages, executed notebooks, figures) and run ``jupyter-book build -W``.
 
@@ -433,7 +469,7 @@ def build_book(
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_config.setdefault("html_theme_options", {})["announcement"] = banner(
-        profile, data_dir, weights
+        profile, data_dir, weights, results_dir
     )
     (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copyfile(root / "_toc.yml", site / "_toc.yml")
@@ -477,11 +513,13 @@ def run(
     book: bool = True,
     log=print,
     solutions: bool = False,
+    results_dir: str | Path | None = None,
 ) -> Path | None:
     """Execute every notebook, then build the book; returns the HTML folder.
 
     ``solutions``: execute the exercises' solutions as well (each trains or computes
-    a little more; the tests do it on the smoke profile)."""
+    a little more; the tests do it on the smoke profile). ``results_dir``: the exported
+    runs the results page reads (default: the committed ``results/real224``)."""
     root = Path(root).resolve()
     if not (root / "notebooks").is_dir() or not (root / "_config.yml").is_file():
         raise PipelineError(
@@ -492,8 +530,14 @@ def run(
     # without the book, the results page (a page of the book) is not executed either:
     # `make results` trains and exports first, then builds the book with its page
     names = NOTEBOOKS if book else tuple(n for n in NOTEBOOKS if n != RESULTS_NOTEBOOK)
+    if results_dir is not None and book:
+        results_dir = Path(results_dir).resolve()
+        if not results_dir.is_dir():
+            raise PipelineError(f"--results {results_dir}: no such folder (export the runs "
+                                "there first: brainlib export --out)")  # fmt: skip
     steps = execute_notebooks(profile, root, data_dir, weights, overrides, names=names, log=log,
-                              solutions=solutions)  # fmt: skip
+                              solutions=solutions, results_dir=results_dir)  # fmt: skip
     if not book:
         return None
-    return build_book(root, profile, steps, data_dir, log=log, weights=weights)
+    return build_book(root, profile, steps, data_dir, log=log, weights=weights,
+                      results_dir=results_dir)  # fmt: skip

@@ -21,7 +21,7 @@
 #
 # ## Overview
 #
-# 1. Which committed runs converged, and what that rule is.
+# 1. Which runs converged, and what that rule is.
 # 2. SE against base, as what the data can rule out; the leakage effect with
 #    its comparators; the split difference; the external test set; what
 #    Grad-CAM looks at; the distance from the paper.
@@ -34,13 +34,17 @@
 # | Chapters 1-6 | Helpful | this book |
 # | Paired bootstrap intervals, McNemar's test | Helpful | Chapters 4-5 |
 #
-# **Time to run**: about half a minute: it reads `results/real224/` (no
-# training) and recomputes every interval from the committed predictions.
+# **Time to run**: about half a minute: it reads exported runs (no
+# training) and recomputes every interval from their predictions.
 #
-# The questions the paper leaves open, answered on the real data by the grid of
-# 224 px runs whose small artifacts are committed with this repository
-# (`results/real224`: predictions, metrics, training curves, the training-set
-# fit and the Grad-CAM numbers of every run; never weights). Each section
+# The questions the paper leaves open, answered on the real data by a grid of
+# 224 px runs exported as small artifacts (predictions, metrics, training
+# curves, the training-set fit and the Grad-CAM numbers of every run; never
+# weights). By default that is the grid committed with this repository,
+# `results/real224`, trained from random weights on two CPU cores; a build of
+# the `paper` profile's grid with ImageNet weights (the published book:
+# `brainlib run --results`) points this page at that grid instead. The first
+# box below says which runs the page read and what they can answer. Each section
 # states the method in a few sentences, then shows one answer of
 # `brainlib.answers`: a sentence computed from the numbers, its table, its
 # caveats, and the runs it used with the reason they were chosen. Nothing on
@@ -89,11 +93,13 @@ display(Markdown(f"```{{important}}\n{what.caveats[0]}\n```\n\n{what.sentence}")
 # %% [markdown]
 # ## Did the runs converge?
 #
-# Whole-network training from random weights costs about 21 GFLOP per image at
-# 224 px on two CPU cores, so each run is trained in three stages
-# (progressive resizing): at 64 px from random weights, then at 128 px and at
-# 224 px, each stage starting from the previous one's best weights and stopping
-# early on the validation loss (chapter 3 has the schedule). A run counts as
+# The committed runs train the whole network from random weights, which costs
+# about 21 GFLOP per image at 224 px on two CPU cores, so each is trained in
+# three stages (progressive resizing): at 64 px from random weights, then at
+# 128 px and at 224 px, each stage starting from the previous one's best
+# weights and stopping early on the validation loss (chapter 3 has the
+# schedule); runs of the `paper` profile fine-tune ImageNet weights in one
+# stage at 224 px, as the paper did. Either way, a run counts as
 # converged when it **stopped on its early-stopping patience** (not on its
 # epoch cap) and its **best weights classify at least 95% of their training
 # images** in inference mode (`fit.json`; the accuracy Keras logs during
@@ -193,8 +199,10 @@ glue("deletion", plots.deletion_curves(answers.saliency_table(grid)) if a.table 
 # %% [markdown]
 # ## How far are these runs from the paper's?
 #
-# The runs here start from random weights, the paper's from ImageNet: the
-# numbers are set against each other only to measure the distance.
+# The mean accuracy and AUC of the converged paper-split runs beside the
+# paper's. The caveat says what the distance can mean: runs from random
+# weights measure it without explaining it; runs from ImageNet weights leave
+# the split, the seeds and the software as the differences.
 
 # %% tags=["hide-input"]
 _ = answers.distance_from_paper(grid).show()
@@ -207,7 +215,7 @@ glue("replication_runs", fig, display=False)
 # ```{glue:figure} replication_runs
 # :name: replication-runs
 #
-# Test accuracy of every committed run, by split and model (dots: seeds).
+# Test accuracy of every run the page read, by split and model (dots: seeds).
 # ```
 
 # %% [markdown]
@@ -237,6 +245,10 @@ if hist:
     glue("real_fig3", plots.accuracy_gap(hist, gap), display=False)
     stages = hist[next(iter(hist))].groupby("stage", sort=False)["epoch"].max()
     glue("stage_ends", ", ".join(f"{e} ({s})" for s, e in stages.items()), display=False)
+else:  # no converged run on the paper's split: the figures say so, not a stale picture
+    for key in ("real_fig1", "real_fig2", "real_fig3"):
+        glue(key, Markdown("(no converged run on the paper's split)"), display=False)
+    glue("stage_ends", "(none)", display=False)
 for v, folder in drawn.items():
     m = evaluation.read_metrics(folder) if folder else None
     glue(f"real_fig4_{v}", plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])

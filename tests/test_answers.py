@@ -29,7 +29,7 @@ def _open(out):
 def test_every_hand_made_run_converges_and_the_table_is_human(grid):
     a = answers.convergence(_open(grid))
     assert a.numbers == {"converged": 12, "runs": 12}
-    assert a.sentence.startswith("**12 of 12 committed runs meet the convergence rule**")
+    assert a.sentence.startswith("**12 of 12 runs meet the convergence rule**")
     assert "Left out" not in a.sentence and len(a.runs) == 12
     assert "Stopped on patience" in a.table.columns and "nan" not in a.table.to_string().lower()
     assert set(a.table["Converged"]) == {"converged"} and set(a.table["Train fit"]) == {"0.970"}
@@ -186,6 +186,30 @@ def test_distance_and_setup(grid):
     what = answers.setup(g)
     assert "No ImageNet weights" in what.caveats[0] and "at 32 px" in what.caveats[0]
     assert "`image_size` 32 (paper: 224)" in what.sentence and "`dedup`" in what.sentence
+    assert "start from random weights" in a.caveats[0]
+
+
+@pytest.mark.parametrize(
+    ("weights", "stand_in", "said"),
+    [("imagenet", None, "ImageNet weights, as in the paper"),
+     ("/tmp/standin.h5", "random weights (seed 0), not ImageNet: a stand-in",
+      "**Stand-in backbone weights** (random weights (seed 0)")],
+)  # fmt: skip
+def test_the_page_says_which_weights_the_runs_started_from(grid, weights, stand_in, said):
+    """A gathered grid of the paper profile: ImageNet, or the stand-in file a rehearsal
+    used (run.json's ``weights_stand_in``), never the from-scratch caveat."""
+    for meta_path in grid.glob("*/run.json"):
+        meta = json.loads(meta_path.read_text())
+        meta["profile"]["weights"] = weights
+        meta.pop("weights_stand_in", None)
+        if stand_in:
+            meta["weights_stand_in"] = stand_in
+        meta_path.write_text(json.dumps(meta))
+    g = _open(grid)
+    what, distance = answers.setup(g), answers.distance_from_paper(g)
+    assert said in what.caveats[0] and "No ImageNet weights" not in what.caveats[0]
+    assert "random weights, so" not in distance.caveats[0]
+    assert ("stand-in" in distance.caveats[0]) == bool(stand_in)
 
 
 def test_the_readme_block_is_written_from_the_answers_and_needs_its_markers(grid, tmp_path):

@@ -142,6 +142,21 @@ def test_no_page_shows_parameters_or_a_path_of_the_building_machine(smoke_book):
             assert path not in text, f"{page} shows {path}"
 
 
+def test_a_glued_figure_is_not_shown_a_second_time_by_its_cell(smoke_book):
+    """myst-nb's glue stores a figure for the page to place; the cell itself must not show
+    it as well (the inline backend does for a figure left open): each figure once."""
+    import nbformat
+
+    for name in NOTEBOOKS:
+        nb = nbformat.read(ROOT / "_build" / "smoke" / "notebooks" / f"{name}.ipynb", 4)
+        for i, cell in enumerate(nb.cells):
+            outputs = cell.get("outputs", [])
+            glued = [o for o in outputs if "scrapbook" in o.get("metadata", {})
+                     and any(k.endswith("image/png") for k in o.get("data", {}))]  # fmt: skip
+            shown = [o for o in outputs if "image/png" in o.get("data", {})]
+            assert not (glued and shown), f"{name} cell {i}: a glued figure shown again"
+
+
 def test_stderr_noise_is_kept_out_of_the_pages(smoke_book):
     html, _ = smoke_book
     for name in NOTEBOOKS:
@@ -157,6 +172,37 @@ def test_unchanged_steps_are_not_executed_again(smoke_book):
     steps = execute_notebooks(load_profile("smoke"), ROOT, log=lines.append, solutions=True)
     assert [s.executed for s in steps] == [False] * len(NOTEBOOKS)
     assert all(line.startswith("[cached]") for line in lines)
+
+
+def test_the_results_page_runs_again_when_the_results_it_reads_change(tmp_path, monkeypatch):
+    """Its key holds the results' content, not only their path: a re-export (same folder,
+    new runs) re-executes the page; nothing changed, nothing executed."""
+    import papermill
+
+    from brainlib.config import load_profile
+    from brainlib.workflow import RESULTS_NOTEBOOK
+
+    read = []
+
+    def execute(source, executed, parameters, **_):
+        read.append(parameters["results_dir"])
+        shutil.copyfile(source, executed)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    results = tmp_path / "results" / "paper"
+    results.mkdir(parents=True)
+    (results / "metrics.json").write_text("{}")
+
+    def executed():
+        steps = execute_notebooks(load_profile("smoke"), ROOT, build_dir=tmp_path / "build",
+                                  names=(RESULTS_NOTEBOOK,), results_dir=results,
+                                  log=lambda _: None)  # fmt: skip
+        return [s.executed for s in steps]
+
+    assert executed() == [True] and executed() == [False]
+    (results / "metrics.json").write_text('{"accuracy": 0.9}')
+    assert executed() == [True]
+    assert Path(ROOT / "notebooks", read[0]).resolve() == results.resolve()
 
 
 def test_a_broken_notebook_stops_the_run_with_its_name_and_cell(tmp_path):

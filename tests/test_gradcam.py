@@ -181,3 +181,13 @@ def test_the_randomisation_check_sees_heatmaps_change_with_the_weights():
         gradcam.RANDOMISATION_STAGES) | {"random heatmaps"}  # fmt: skip
     for stage in check["stages"].values():
         assert stage["compared"] + stage["constant"] == 4
+
+
+def test_deletion_curve_of_no_images_is_nan_not_an_error():
+    """Every heatmap blank (a model that predicts one class for all): nothing to delete,
+    so the curve and its area are NaN and the run's summary can still be written."""
+    never = lambda x: pytest.fail("no images: the model is not called")  # noqa: E731
+    curve = gradcam.deletion_curve(never, np.zeros((0, 8, 8, 3), np.uint8),
+                                   np.zeros((0, 8, 8)), [], (0.0, 0.5))  # fmt: skip
+    assert curve["fraction"].tolist() == [0.0, 0.5]
+    assert curve["accuracy"].isna().all() and np.isnan(gradcam.deletion_area(curve))

@@ -55,7 +55,14 @@ def two_jobs(tmp_path_factory):
     return base, cells
 
 
-def test_two_jobs_gather_into_one_root_that_evaluate_reads(two_jobs, tmp_path):
+def test_two_jobs_gather_into_one_root_that_the_results_page_reads(two_jobs, tmp_path):
+    """publish.yml's gather job on the smoke grid: gather, evaluate, analyse, export to a
+    folder of its own, and the results page (``brainlib run --results``) reads those runs,
+    not the committed from-scratch grid, and says which weights they started from."""
+    import nbformat
+
+    from brainlib.workflow import RESULTS_NOTEBOOK, execute_notebooks
+
     base, cells = two_jobs
     into = tmp_path / "gathered"
     code, out = _brainlib("gather", *(str(base / c) for c in cells), "--profile", "smoke",
@@ -76,6 +83,21 @@ def test_two_jobs_gather_into_one_root_that_evaluate_reads(two_jobs, tmp_path):
     code, out = _brainlib("gather", *(str(base / c) for c in cells), "--profile", "smoke",
                           "--into", str(into))  # fmt: skip
     assert code == 0, out
+    results = tmp_path / "results"
+    for args in (("analyse", "--runs", str(into)),
+                 ("audit", "--flags-dir", str(into / "smoke" / "data")),  # the duplicate flags
+                 ("export", "--runs", str(into), "--out", str(results))):  # fmt: skip
+        code, out = _brainlib(*args, "--profile", "smoke")
+        assert code == 0, out
+    assert sorted(p.name for p in (results / "smoke").glob("*-paper-seed42")) == sorted(cells)
+    [step] = execute_notebooks(load_profile("smoke"), ROOT, build_dir=tmp_path / "build",
+                               names=(RESULTS_NOTEBOOK,), results_dir=results / "smoke",
+                               log=lambda _: None)  # fmt: skip
+    page = nbformat.read(step.path, as_version=4)
+    shown = "\n".join(str(o.get("data", {}).get("text/markdown", "")) + str(o.get("text", ""))
+                      for c in page.cells for o in c.get("outputs", []))  # fmt: skip
+    assert "se-paper-seed42" in shown and "real224" not in shown
+    assert "trained from random weights" in shown  # the smoke profile's weights: none
 
 
 def test_the_gathered_runs_equal_the_serial_paths(two_jobs, tmp_path):

@@ -26,7 +26,7 @@ def external(grid: Grid) -> Answer:
     question = "How do the models fare on another dataset's test images?"
     names = res.external_sets(grid.frame)
     if not names:
-        return Answer(question, "Not measured yet: no committed run was scored on an external "
+        return Answer(question, "Not measured yet: no run was scored on an external "
                                 "test set (`brainlib evaluate --external`).")  # fmt: skip
     name, rows, used, numbers = names[0], [], [], {}
     for (split, model), g in grid.converged().groupby(["split", "model"], sort=False):

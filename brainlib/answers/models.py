@@ -27,7 +27,7 @@ from brainlib.statistics import t_interval
 
 
 def convergence(grid: Grid) -> Answer:
-    """Did the runs converge? One row per committed run, with its schedule."""
+    """Did the runs converge? One row per run, with its schedule."""
     f, v = grid.frame, grid.verdicts
     table = f[["model", "split", "seed"]].assign(
         run=[f"{MODEL[r.model]}, {r.split}, {r.seed}" for r in f.itertuples()],
@@ -40,7 +40,7 @@ def convergence(grid: Grid) -> Answer:
     ok, n = int(v["converged"].sum()), len(f)
     bad = [f"{run_name(r)} ({why})" for r, why in zip(f.itertuples(), v["reason"], strict=True)
            if why != "converged"]  # fmt: skip
-    sentence = (f"**{ok} of {n_of(n, 'committed run')} meet the convergence rule**: each stopped "
+    sentence = (f"**{ok} of {n_of(n, 'run')} meet the convergence rule**: each stopped "
                 "on its early-stopping patience (not on its epoch cap) and its best weights "
                 f"classify at least {runs.MIN_TRAIN_ACCURACY} of its training images in "
                 "inference mode. Only these runs enter the answers below.")  # fmt: skip
@@ -52,7 +52,7 @@ def convergence(grid: Grid) -> Answer:
                "minutes": "Minutes", "verdict": "Converged"}  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
-                  runs=[run_name(r) for r in f.itertuples()], why="every committed run",
+                  runs=[run_name(r) for r in f.itertuples()], why="every run",
                   numbers={"converged": ok, "runs": n})  # fmt: skip
 
 
@@ -203,10 +203,24 @@ def distance_from_paper(grid: Grid) -> Answer:
     return Answer(question, sentence, show.table(frame, {
         "model": "Model", "seeds": "Seeds", "paper_acc": "Paper accuracy", "acc": "Accuracy",
         "paper_auc": "Paper AUC", "auc": "Macro AUC"}, {"seeds": 0}),
-        ["The paper fine-tuned ImageNet weights; these runs start from random weights, so "
-         "the distance is measured, not explained."],
+        [_distance_caveat(grid)],
         [run_name(r) for r in grid.converged("paper").itertuples()],
         "every converged run on the paper's split")  # fmt: skip
+
+
+def _distance_caveat(grid: Grid) -> str:
+    prof = res.exported_profile(grid.root)
+    meta = runs.read_meta(grid.frame["folder"].iloc[0])
+    if meta.get("weights_stand_in"):
+        return ("These runs start from stand-in backbone weights, not ImageNet's: the "
+                "distance measures the rehearsal, not the paper's protocol.")  # fmt: skip
+    if prof.get("weights") in (None, "none", ""):
+        return ("The paper fine-tuned ImageNet weights; these runs start from random weights, "
+                "so the distance is measured, not explained.")  # fmt: skip
+    return (
+        "Both start from ImageNet weights; what remains is the data split, the seeds, "
+        "the software and the hardware (the paper does not report its seed or split)."
+    )
 
 
 # ------------------------------------------------------------------ 0. what was run
@@ -220,17 +234,17 @@ SPLIT_WORDS = {
 
 
 def setup(grid: Grid) -> Answer:
-    """What the committed runs are: their weights (and so what they can answer), the
+    """What the runs are: their weights (and so what they can answer), the
     protocol's departures from the paper's, and the splits."""
     prof = res.exported_profile(grid.root)
-    device = runs.read_meta(grid.frame["folder"].iloc[0])["device"]
+    meta = runs.read_meta(grid.frame["folder"].iloc[0])
     splits = [s for s in res.SPLIT_ORDER if s in set(grid.frame["split"])]
     sentence = (f"Profile `{grid.root.name}`: {prof.get('description', '')}. "
                 + protocol_sentence(prof) + ". Splits: "
                 + "; ".join(f"`{s}`, {SPLIT_WORDS.get(s, s)}" for s in splits)
                 + f", each drawn with seed {prof['seed']}; a training seed changes the initial "
                   "weights, batch order, flips and dropout, not the test images.")  # fmt: skip
-    return Answer("What was run?", sentence, caveats=[weights_caveat(prof, device)],
+    return Answer("What was run?", sentence, caveats=[weights_caveat(prof, meta)],
                   numbers={"profile": prof})  # fmt: skip
 
 
@@ -256,14 +270,24 @@ def protocol_changes(fields: dict) -> list[str]:
         if isinstance(ref, tuple):
             ref = list(ref)
         if value != ref:
+            if key == "weights":  # a file: its name, not the path on the machine that ran it
+                value = Path(str(value)).name
             out.append(f"`{key}` {value} (paper: {_PAPER_WORDS.get((key, ref), ref)})")
     return out
 
 
-def weights_caveat(profile: dict, device: dict) -> str:
-    """What the runs' backbone weights allow the page to conclude."""
+def weights_caveat(profile: dict, meta: dict) -> str:
+    """What the runs' backbone weights allow the page to conclude (``meta``: a run's
+    ``run.json``, which says where the device and a stand-in weights file were)."""
     weights, size = profile.get("weights"), profile.get("image_size")
+    device = meta.get("device", {})
     where = f"at {size} px on {device.get('device', 'CPU')} ({device.get('cpu_count', '?')} cores)"
+    if meta.get("weights_stand_in"):
+        return (
+            f"**Stand-in backbone weights** ({meta['weights_stand_in']}), trained {where}: "
+            "a rehearsal of the protocol's code path. No number in this section says "
+            "anything about the paper's question (does SE help a fine-tuned ImageNet network?)."
+        )
     if weights in (None, "none", ""):
         return (
             "**No ImageNet weights.** Every number in this section comes from ResNet50V2 "

@@ -76,6 +76,8 @@ def saliency(grid: Grid) -> Answer:
 
     question = "What do the Grad-CAM heatmaps look at?"
     t = saliency_table(grid)
+    if t.empty and grid.converged().empty:
+        return Answer(question, "Not measured: no run converged.")
     if t.empty:
         return Answer(question, "Not measured yet: no converged run has a `saliency.json` "
                                 "(`brainlib analyse`).")  # fmt: skip
