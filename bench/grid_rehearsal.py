@@ -32,8 +32,11 @@ Usage::
         [--out bench/grid_rehearsal.json] [--markdown bench/GRID_REHEARSAL.md]
 
 ``--render-only`` rewrites the markdown from the JSON. It replaces ``_build/paper`` and
-``_build/grid-rehearsal``; run it on a quiet machine (another process on the same cores
-slows every step).
+``_build/grid-rehearsal`` of the checkout; run it on a quiet machine (another process on
+the same cores slows every step) and from a clean clone (``--root CLONE`` with
+``PYTHONPATH=CLONE``): a file edited while the jobs train gives them different
+``git_commit`` values, and the gather refuses them, as it should. ``--resume`` keeps
+the jobs measured before (``steps.jsonl``) and redoes the gather job.
 """
 
 from __future__ import annotations
@@ -50,15 +53,21 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # --root: another checkout (a clean clone)
 WORK = ROOT / "_build" / "grid-rehearsal"
 BUILD = ROOT / "_build" / "paper"
+#: with --resume, the steps measured before (their names -> numbers), not run again
+DONE: dict[str, dict] = {}
 
 
 def timed(name: str, cmd: list[str], log_dir: Path, env: dict) -> dict:
     """Run ``cmd``; its wall time and the peak RSS of the largest process of its tree.
 
-    Each step's numbers are appended to ``log_dir/steps.jsonl`` as it finishes."""
+    Each step's numbers are appended to ``log_dir/steps.jsonl`` as it finishes; with
+    ``--resume`` a step found there is not run again."""
+    if name in DONE:
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: measured before, kept", flush=True)
+        return DONE[name]
     log = log_dir / f"{name}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
@@ -204,7 +213,17 @@ def main() -> None:
     ap.add_argument("--out", default="bench/grid_rehearsal.json")
     ap.add_argument("--markdown", default="bench/GRID_REHEARSAL.md")
     ap.add_argument("--render-only", action="store_true")
+    ap.add_argument("--root", default=None, help="the checkout to rehearse (default: this one)")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the jobs measured before (steps.jsonl); redo the gather job",
+    )
     args = ap.parse_args()
+    global ROOT, WORK, BUILD
+    if args.root:
+        ROOT = Path(args.root).resolve()
+        WORK, BUILD = ROOT / "_build" / "grid-rehearsal", ROOT / "_build" / "paper"
     if args.render_only:
         Path(args.markdown).write_text(render(json.loads(Path(args.out).read_text())))
         return
@@ -215,12 +234,19 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     bin_dir = Path(sys.executable).parent
     brainlib = str(bin_dir / "brainlib")
-    for folder in (WORK, BUILD):
-        shutil.rmtree(folder, ignore_errors=True)
     logs = WORK / "logs"
-    logs.mkdir(parents=True)
+    if args.resume and (logs / "steps.jsonl").is_file():
+        for line in (logs / "steps.jsonl").read_text(encoding="utf-8").splitlines():
+            step = json.loads(line)
+            if not step["step"].startswith(("gather", "external", "audit", "export", "book")):
+                DONE[step["step"]] = step
+    else:
+        shutil.rmtree(WORK, ignore_errors=True)
+    shutil.rmtree(BUILD, ignore_errors=True)
+    logs.mkdir(parents=True, exist_ok=True)
     weights = WORK / "stand-in.h5"
-    subprocess.run([brainlib, "stand-in-weights", str(weights)], check=True, env=env)
+    if not weights.is_file():
+        subprocess.run([brainlib, "stand-in-weights", str(weights)], check=True, env=env)
     data = ["--data-dir", str(Path(args.data_dir).resolve())]
     sets = ["--profile", "paper", "--set", f"max_epochs={args.epochs}", "--set",
             f"weights={weights}"]  # fmt: skip
