@@ -18,7 +18,9 @@ capped at ``--epochs``:
 
 Each step is one process; its wall time and its peak resident memory are measured
 (``os.wait4``: the largest single process of the step's tree, a notebook kernel
-included, not a sum over processes that share pages); the book's per-chapter kernel
+included, not a sum over processes that share pages; a child's peak starts from this
+script's own RSS at the fork, about 30 MiB, which is why TensorFlow is imported here only
+after the last step); the book's per-chapter kernel
 peaks come from ``brainlib run``'s ``[done]`` lines. The trunk cache and each epoch are
 read from the runs' ``log.txt`` and set against this machine's matmul ceiling
 (``bench_training.matmul_gflops``; multiply-adds from ``bench_training.macs_split``).
@@ -159,8 +161,9 @@ def render(out: dict) -> str:
         "# The grid as jobs, rehearsed (paper profile, stand-in backbone weights)",
         "",
         "Written by `python bench/grid_rehearsal.py` (see its docstring); raw numbers in "
-        f"`{out['json']}`.",
+        f"`bench/{Path(out['json']).name}`.",
         "",
+        *(f"- note: {n}" for n in out.get("notes", [])),
         f"- machine: {m['cpu_model']}, {m['cpu_count']} cores, ISA {', '.join(m['isa'])}"
         f"{held}; fp32 matmul ceiling {m['fp32_gflops']:.0f} GFLOP/s; {m['platform']}",
         f"- {out['date']}; cells {', '.join(out['cells'])}; each model capped at "
@@ -229,8 +232,6 @@ def main() -> None:
         return
     if not args.data_dir:
         sys.exit("grid rehearsal: the real data is needed: --data-dir or $BRAINLIB_DATA_DIR")
-    from brainlib.models import cpu_info
-
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     bin_dir = Path(sys.executable).parent
     brainlib = str(bin_dir / "brainlib")
@@ -296,6 +297,10 @@ def main() -> None:
             job = WORK / "jobs" / cell / "paper" / cell
             if (serial / "paper" / cell).is_dir():
                 equal[cell] = compare(job, serial / "paper" / cell)
+    # imported only now: a child's peak RSS (ru_maxrss) starts from its parent's RSS at the
+    # fork, so the parent stays small (no TensorFlow) while it starts the steps
+    from brainlib.models import cpu_info
+
     info = cpu_info()
     machine = {"cpu_model": info["model"], "isa": info["isa"], "cpu_count": os.cpu_count(),
                "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
