@@ -109,31 +109,27 @@ def kernel_peak_mib(executed: Path) -> float | None:
     return nbformat.read(executed, as_version=4).metadata.get("brainlib", {}).get("kernel_peak_mib")
 
 
-def package_hash() -> str:
-    """sha256 over brainlib's source and data files (a change re-runs every step)."""
+def _files_hash(folder: Path, keep=lambda path: True) -> str:
+    """sha256 over the names and bytes of the files under ``folder`` that ``keep``."""
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*")):
-        if (
-            path.is_file()
-            and path.suffix in (".py", ".toml", ".csv")
-            and "__pycache__" not in path.parts
-        ):
-            digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and keep(path):
+            digest.update(path.relative_to(folder).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def package_hash() -> str:
+    """sha256 over brainlib's source and data files (a change re-runs every step)."""
+    return _files_hash(PACKAGE_DIR, lambda path: path.suffix in (".py", ".toml", ".csv")
+                       and "__pycache__" not in path.parts)  # fmt: skip
 
 
 def tree_hash(folder: Path) -> str:
     """sha256 over every file under ``folder`` (names and bytes); "" where it is missing.
 
     The results page's key holds it, so re-exported results re-run the page."""
-    digest = hashlib.sha256()
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                digest.update(path.relative_to(folder).as_posix().encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest() if folder.is_dir() else ""
+    return _files_hash(folder) if folder.is_dir() else ""
 
 
 def step_key(source: str, parameters: dict, data_hash: str, code_hash: str, upstream: str) -> str:

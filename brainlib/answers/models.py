@@ -209,18 +209,30 @@ def distance_from_paper(grid: Grid) -> Answer:
 
 
 def _distance_caveat(grid: Grid) -> str:
-    prof = res.exported_profile(grid.root)
-    meta = runs.read_meta(grid.frame["folder"].iloc[0])
-    if meta.get("weights_stand_in"):
+    kind = weights_kind(
+        res.exported_profile(grid.root), runs.read_meta(grid.frame["folder"].iloc[0])
+    )
+    if kind == "stand-in":
         return ("These runs start from stand-in backbone weights, not ImageNet's: the "
                 "distance measures the rehearsal, not the paper's protocol.")  # fmt: skip
-    if prof.get("weights") in (None, "none", ""):
+    if kind == "none":
         return ("The paper fine-tuned ImageNet weights; these runs start from random weights, "
                 "so the distance is measured, not explained.")  # fmt: skip
     return (
         "Both start from ImageNet weights; what remains is the data split, the seeds, "
         "the software and the hardware (the paper does not report its seed or split)."
     )
+
+
+def weights_kind(profile: dict, meta: dict) -> str:
+    """``stand-in``, ``none``, ``imagenet`` or ``file``: what the runs started from
+    (``meta``: a run's ``run.json``, which marks a stand-in weights file)."""
+    weights = profile.get("weights")
+    if meta.get("weights_stand_in"):
+        return "stand-in"
+    if weights in (None, "none", ""):
+        return "none"
+    return "imagenet" if weights == "imagenet" else "file"
 
 
 # ------------------------------------------------------------------ 0. what was run
@@ -282,20 +294,21 @@ def weights_caveat(profile: dict, meta: dict) -> str:
     weights, size = profile.get("weights"), profile.get("image_size")
     device = meta.get("device", {})
     where = f"at {size} px on {device.get('device', 'CPU')} ({device.get('cpu_count', '?')} cores)"
-    if meta.get("weights_stand_in"):
+    kind = weights_kind(profile, meta)
+    if kind == "stand-in":
         return (
             f"**Stand-in backbone weights** ({meta['weights_stand_in']}), trained {where}: "
             "a rehearsal of the protocol's code path. No number in this section says "
             "anything about the paper's question (does SE help a fine-tuned ImageNet network?)."
         )
-    if weights in (None, "none", ""):
+    if kind == "none":
         return (
             "**No ImageNet weights.** Every number in this section comes from ResNet50V2 "
             f"trained from random weights {where}; the paper fine-tuned ImageNet weights at "
             "224 px. These runs test the pipeline, the statistics and the data, not the "
             "paper's question (does SE help a fine-tuned ImageNet network?)."
         )
-    if weights == "imagenet":
+    if kind == "imagenet":
         return f"ImageNet weights, as in the paper, trained {where}."
     return (
         f"**Backbone weights from the file `{Path(str(weights)).name}`**, not Keras' ImageNet "
