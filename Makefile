@@ -54,15 +54,17 @@ book: $(STAMP)
 # progressive-resizing grid of profile real224 (each run trains its real64 and real128
 # stages first), the leakage pair of each seed (dedup, paper) first. Hours on 2 CPU cores.
 GRID ?= dedup:42 paper:42 dedup:43 paper:43 dedup:44 paper:44 grouped:42 grouped:43 grouped:44
+# CONVERGED_RUNS=/some/lasting/folder keeps the runs outside the checkout (a work tree that
+# is laid anew each sitting loses _build/; a killed run resumes from its last epoch there).
+CONVERGED_RUNS ?= _build/real224/runs
 converged: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH scripts/train_grid.sh real224 _build/real224/runs "$(GRID)"
+	PATH=$(abspath $(BIN)):$$PATH scripts/train_grid.sh real224 $(CONVERGED_RUNS) "$(GRID)"
 
 # The finished runs of that grid -> results/real224/ (added to the runs committed there):
 # the data stage's duplicate flags, predictions and metrics, then what needs the weights
 # (fit.json, saliency.json with the sanity check, Figure 5, the external test set's scores;
 # minutes per run), then the export, which rewrites the README's results block.
 EXTERNAL_DIR ?= $(abspath ../shared/data/brain-tumor-classification-mri)
-CONVERGED_RUNS := _build/real224/runs
 converged-results: $(STAMP)
 	$(BIN)/brainlib audit $(DATA_DIR) --profile real224 --flags-dir $(CONVERGED_RUNS)/real224/data > /dev/null
 	$(BIN)/brainlib evaluate --profile real224 --runs $(CONVERGED_RUNS) --partial $(if $(DATA_DIR),--data-dir $(DATA_DIR))

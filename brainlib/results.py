@@ -389,6 +389,21 @@ def stage_chain(root: str | Path, folder: str | Path) -> list[tuple[Path, dict]]
     return chain[::-1]
 
 
+def train_minutes(root: str | Path, folder: str | Path) -> float:
+    """Minutes a progressive run took to train, summed over its stages: each stage's
+    epochs times its median epoch time.
+
+    The median, not the sum of ``seconds``: an epoch that ran while the run was paused
+    (``kill -STOP``) or shared the machine with another job counts as a typical one, so a
+    pause does not inflate the figure. ``run.json``'s ``train_seconds`` keeps the plain sum.
+    """
+    total = 0.0
+    for f, _ in stage_chain(root, folder):
+        seconds = read_history(f)["seconds"].astype(float)
+        total += len(seconds) * float(seconds.median()) if len(seconds) else 0.0
+    return total / 60
+
+
 def full_history(root: str | Path, folder: str | Path):
     """A progressive run's whole schedule: its earlier stages' histories, then its own,
     epochs numbered on, with ``stage`` (the profile) and ``image_size`` columns."""

@@ -35,6 +35,22 @@ def test_every_hand_made_run_converges_and_the_table_is_human(grid):
     assert set(a.table["Converged"]) == {"converged"} and set(a.table["Train fit"]) == {"0.970"}
 
 
+def test_minutes_take_the_median_epoch_so_a_pause_does_not_count_and_the_cpu_is_named(grid):
+    run = grid / "se-paper-seed1"
+    history = run / "history.csv"  # four 30 s epochs: 2 minutes
+    history.write_text(
+        history.read_text().replace("3,0.9,0.6,0.7,1.0,0.001,30", "3,0.9,0.6,0.7,1.0,0.001,5000")
+    )  # paused
+    meta = json.loads((run / "run.json").read_text())
+    meta["device"] = {"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "cpu_count": 2, "device": "CPU"}
+    (run / "run.json").write_text(json.dumps(meta))
+    assert results.train_minutes(grid, run) == pytest.approx(2.0)
+    table = answers.convergence(_open(grid)).table.set_index("Run (model, split, seed)")
+    assert table.loc["SE, paper, 1", "Minutes*"] == "2"
+    assert table.loc["SE, paper, 1", "CPU"] == "Intel Xeon, 2 cores"
+    assert table.loc["base, paper, 1", "CPU"] == "not recorded"  # older run.json: no "cpu"
+
+
 def test_se_against_base_pooled_over_seeds_by_hand(grid):
     a = answers.se_vs_base(_open(grid))
     acc = a.numbers["accuracy"]

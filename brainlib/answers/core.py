@@ -25,6 +25,7 @@ class Answer:
     runs: list[str] = field(default_factory=list)
     why: str = ""
     numbers: dict = field(default_factory=dict)
+    table_note: str = ""  # read under the table (the page), not in the README's block
 
     def markdown(self) -> str:
         """The sentence and caveats, then which runs and why (the page's text)."""
@@ -42,6 +43,8 @@ class Answer:
         display(Markdown(self.markdown()))
         if self.table is not None:
             display(shown(self.table))
+            if self.table_note:
+                display(Markdown(self.table_note))
         return self
 
 

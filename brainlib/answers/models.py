@@ -34,8 +34,8 @@ def convergence(grid: Grid) -> Answer:
         schedule=[f"{m}, {p}" for m, p in zip(f["max_epochs"], f["patience"], strict=True)],
         epochs=v["epochs"], best=v["best_epoch"], patience_stop=v["stopped_on_patience"],
         fit=v["train_accuracy"], test=f["accuracy"], external=_external_accuracy(grid),
-        minutes=[sum(float(m["train_seconds"]) for _, m in res.stage_chain(grid.root, d)) / 60
-                 for d in f["folder"]],
+        minutes=[res.train_minutes(grid.root, d) for d in f["folder"]],
+        machine=[_machine(runs.read_meta(d)) for d in f["folder"]],
         verdict=[_short_verdict(r) for r in v.itertuples()])  # fmt: skip
     ok, n = int(v["converged"].sum()), len(f)
     bad = [f"{run_name(r)} ({why})" for r, why in zip(f.itertuples(), v["reason"], strict=True)
@@ -49,11 +49,29 @@ def convergence(grid: Grid) -> Answer:
     headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience (224 px)",
                "epochs": "Epochs", "best": "Best", "patience_stop": "Stopped on patience",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
-               "minutes": "Minutes", "verdict": "Converged"}  # fmt: skip
+               "minutes": "Minutes*", "machine": "CPU", "verdict": "Converged"}  # fmt: skip
+    minutes = ("\\* Minutes: the whole schedule (every stage the run started from), each "
+               "stage's epochs times its median epoch time, so a pause or a shared machine "
+               "does not inflate it; on the machine named (that of its last stage). CPUs of "
+               "one name differ up to 2-3 times in speed.")  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
-                  runs=[run_name(r) for r in f.itertuples()], why="every run",
+                  table_note=minutes, runs=[run_name(r) for r in f.itertuples()], why="every run",
                   numbers={"converged": ok, "runs": n})  # fmt: skip
+
+
+def _machine(meta: dict) -> str:
+    """The CPU (or GPU) a run's last stage trained on, in a few words."""
+    device = meta.get("device", {})
+    if device.get("device") == "GPU":
+        return "GPU"
+    if not device.get("cpu"):
+        return "not recorded"
+    name = str(device["cpu"])
+    for noise in ("(R)", "(TM)", " Processor", " CPU"):
+        name = name.replace(noise, "")
+    cores = device.get("cpu_count")
+    return name.split(" @ ")[0].strip() + (f", {cores} cores" if cores else "")
 
 
 def _short_verdict(v) -> str:
