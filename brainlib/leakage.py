@@ -72,11 +72,20 @@ def leakage_effect(with_copies, without_copies, has_duplicate, clusters=None,
                         rng=np.random.default_rng(seed))  # fmt: skip
         rows.append({"group": EFFECT, "images": len(a), "with_copies": np.nan,
                      "without_copies": np.nan,
-                     "difference": float(d[dup].mean() - d[~dup].mean()),
+                     "difference": difference_of_differences(a, b, dup),
                      "low": float(res.confidence_interval.low),
                      "high": float(res.confidence_interval.high),
                      "mc_error": endpoint_mc_error(res.bootstrap_distribution, level)})  # fmt: skip
     return pd.DataFrame(rows).set_index("group")
+
+
+def difference_of_differences(with_copies, without_copies, has_duplicate) -> float:
+    """The leakage effect's point value: the gain from the copies on the test images with
+    a training duplicate minus the gain on the others (no interval: one number per seed,
+    for the spread over seeds)."""
+    a, b = np.asarray(with_copies, float), np.asarray(without_copies, float)
+    dup = np.asarray(has_duplicate, bool)
+    return float((a - b)[dup].mean() - (a - b)[~dup].mean())
 
 
 def _did_by_class(d, dup, classes, w):

@@ -121,10 +121,11 @@ glue("n_converged", a.numbers["converged"], display=False)
 # seeds, and SE − base gets a paired bootstrap interval that resamples whole
 # near-duplicate clusters (copies of one picture are not independent
 # evidence). Beside it, the mean of the per-seed differences with a
-# t-interval over seeds, which holds the training's variance. The interval
-# says which differences the data rule out; the minimum detectable difference
-# is the true difference these runs would detect four times in five. The
-# paper reported SE ahead by 5.8 points of accuracy and 0.012 of AUC.
+# t-interval over seeds, which holds the training's variance. A verdict needs
+# both intervals on one side of zero. The intervals say which differences the
+# data rule out; the minimum detectable difference is the true difference
+# these runs would detect four times in five. The paper reported SE ahead by
+# 5.8 points of accuracy and 0.012 of AUC.
 
 # %% tags=["hide-input"]
 _ = answers.se_vs_base(grid, "paper").show()
@@ -141,6 +142,9 @@ _ = answers.se_vs_base(grid, "paper").show()
 # over the two groups, the effect is also taken within each class and from a
 # linear probability model with class terms; a placebo, the same measure
 # between two trainings on the paper's split, shows the size of chance alone.
+# Each seed gives its own difference of differences: their t-interval holds
+# the training's variance, and a verdict needs it and the pooled interval on
+# one side of zero.
 
 # %% tags=["hide-input"]
 _ = answers.leakage(grid).show()

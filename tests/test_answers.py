@@ -110,10 +110,40 @@ def test_leakage_by_hand_with_its_checks(grid):
     assert se["placebo"][(1, 2)]["difference"] == pytest.approx(1.0)
     assert a.numbers["base"]["placebo"][(1, 2)]["difference"] == pytest.approx(0.0)
     assert a.numbers["residual"]["linked_to_train"] == 1  # A's twin G_0 is a training image
-    assert "**SE (2 seeds): training on the copies raised accuracy" in a.sentence or (
-        "**SE (2 seeds): no leakage effect shown" in a.sentence)  # fmt: skip
+    # seed by seed: seed 1 gains 1 on A and 1/7 elsewhere (C) -> 6/7; seed 2 gains 0 on A
+    # (missed with and without) and 1/7 elsewhere (D) -> -1/7; the mean is the pooled value
+    assert se["per_seed"] == pytest.approx([6 / 7, -1 / 7])
+    half = 12.706 * np.std([6 / 7, -1 / 7], ddof=1) / np.sqrt(2)  # t(0.975, 1 df)
+    over = se["over_seeds"]
+    assert (over["low"], over["difference"], over["high"]) == pytest.approx(
+        (5 / 14 - half, 5 / 14, 5 / 14 + half), abs=1e-3
+    )
+    assert a.numbers["base"]["per_seed"] == pytest.approx([0.0, -1 / 7])
+    assert "Seed by seed it reads +85.7 and -14.3 points" in a.sentence
+    assert "**SE (2 seeds): no leakage effect shown" in a.sentence  # both intervals hold 0
     assert "chance alone" in a.sentence and "1 of its 8 test images" in a.caveats[0]
     assert list(a.table["Interval"]).count("primary") == 2  # one per model
+    assert (
+        list(a.table["Estimate"]).count("Mean of 2 seeds' differences (t-interval over seeds)") == 2
+    )
+
+
+def test_a_verdict_needs_the_pooled_interval_and_the_one_over_seeds_on_one_side():
+    from brainlib.answers.models import _se_vs_base_sentence
+
+    nan = float("nan")
+    acc = {"difference": 0.03, "low": 0.01, "high": 0.05, "clusters": 10, "mc_error": nan}
+    auc = {"difference": 0.0, "low": -0.01, "high": 0.01, "mc_error": nan}
+    paper = {"accuracy": 0.058, "auc": 0.012}
+    both = _se_vs_base_sentence("paper", [1, 2, 3], acc, auc, (0.005, 0.06), 0.03, paper)
+    assert "SE ahead in accuracy" in both
+    split = _se_vs_base_sentence("paper", [1, 2, 3], acc, auc, (-0.02, 0.08), 0.03, paper)
+    assert "no difference shown beyond the spread over seeds" in split
+    assert "Both intervals do not rule out the paper's +5.8 points" in split  # 0.08 > 0.058
+    narrow = _se_vs_base_sentence("paper", [1, 2, 3], {**acc, "low": -0.01}, auc,
+                                  (-0.02, 0.04), 0.03, paper)  # fmt: skip
+    assert "no difference shown in accuracy" in narrow
+    assert "Both intervals rule out the paper's +5.8 points" in narrow
 
 
 def test_split_difference_image_by_image(grid):

@@ -77,6 +77,11 @@ class Grid:
         return ok if model is None else ok[ok["model"] == model]
 
 
+def side_of_zero(r) -> int:
+    """+1 (-1) where an interval lies above (below) zero, 0 where it holds zero or is NaN."""
+    return 1 if r["low"] > 0 else -1 if r["high"] < 0 else 0
+
+
 def run_name(r) -> str:
     return runs.run_name(r.model, r.split, int(r.seed))
 

@@ -13,10 +13,12 @@ from brainlib.answers.core import (
     PRIMARY,
     SECONDARY,
     Answer,
-    Grid,  # fmt: skip
+    Grid,
+    side_of_zero,  # fmt: skip
 )
 from brainlib.config import VARIANTS
 from brainlib.display import interval, listing, n_of
+from brainlib.statistics import t_interval
 
 # --------------------------------------------------------------------- 3. leakage
 
@@ -56,9 +58,15 @@ def leakage(grid: Grid) -> Answer:
                 for m in [np.isin(flag, [k, "none"])] if (flag == k).any()}  # fmt: skip
         placebo = _placebo(grid, model)
         effect = raw.loc[lk.EFFECT]
+        per_seed = [_seed_effect(grid, model, s, flag != "none", a.index) for s in seeds]
+        over_seeds = {"difference": float(np.mean(per_seed)), "mc_error": float("nan")}
+        over_seeds["low"], over_seeds["high"] = t_interval(per_seed)
         numbers[model] = {"seeds": seeds, "raw": raw, "stratified": strat, "adjusted": adj,
-                          "by_kind": kind, "placebo": placebo}  # fmt: skip
-        add = [("Difference of differences, pooled", effect, PRIMARY),
+                          "by_kind": kind, "placebo": placebo, "per_seed": per_seed,
+                          "over_seeds": over_seeds}  # fmt: skip
+        spread = ([(f"Mean of {len(seeds)} seeds' differences (t-interval over seeds)",
+                    over_seeds, SECONDARY)] if len(seeds) > 1 else [])  # fmt: skip
+        add = [("Difference of differences, pooled", effect, PRIMARY), *spread,
                ("Class-stratified", strat.loc["stratified"], SECONDARY),
                ("Class-adjusted model (clustered errors)", adj, SECONDARY),
                *((f"{k.capitalize()} duplicates only", r, SECONDARY) for k, r in kind.items()),
@@ -74,7 +82,7 @@ def leakage(grid: Grid) -> Answer:
             }
             for name, r, role in add
         ]
-        text.append(_leakage_sentence(model, seeds, raw, strat, adj, placebo))
+        text.append(_leakage_sentence(model, seeds, raw, strat, adj, placebo, per_seed, over_seeds))
     if not rows:
         return Answer(question, " ".join(text))
     links = lk.residual_links(res.duplicate_table(grid.root, "dedup"))
@@ -102,6 +110,15 @@ def not_yet(model: str, other: str) -> str:
             f"paper and the {other} split).")  # fmt: skip
 
 
+def _seed_effect(grid: Grid, model: str, seed: int, has_duplicate, index) -> float:
+    """One seed's difference of differences (its paper-split run against its dedup run)."""
+    from brainlib import leakage as lk
+
+    one = {s: pl.per_image(res.run_predictions(grid.frame, s, (model,), [seed]))
+           .loc[index, f"correct_{model}"] for s in ("paper", "dedup")}  # fmt: skip
+    return lk.difference_of_differences(one["paper"], one["dedup"], has_duplicate)
+
+
 def _placebo(grid: Grid, model: str) -> dict:
     """The difference of differences between two converged paper-split seeds of ``model``
     (no copies differ between them), for each pair of seeds."""
@@ -121,17 +138,19 @@ def _placebo(grid: Grid, model: str) -> dict:
     return out
 
 
-def _leakage_sentence(model, seeds, raw, strat, adj, placebo) -> str:
+def _leakage_sentence(model, seeds, raw, strat, adj, placebo, per_seed, over_seeds) -> str:
     from brainlib.leakage import EFFECT
 
     e, dup, clean = raw.loc[EFFECT], raw.loc["duplicate in training"], \
         raw.loc["no duplicate in training"]  # fmt: skip
-    word = ("training on the copies raised accuracy on their test twins"
-            if e["low"] > 0 else
-            "training on the copies lowered accuracy on their test twins" if e["high"] < 0 else
-            "no leakage effect shown")  # fmt: skip
-    if len(seeds) < 2:  # a verdict needs the spread over trainings, which one seed lacks
-        word = "one seed, no verdict"
+    # a verdict needs both intervals on one side of zero: the pooled one (test images)
+    # and the one over seeds (trainings); one seed has no spread over trainings
+    side = {side_of_zero(e), side_of_zero(over_seeds)}
+    word = ("one seed, no verdict" if len(seeds) < 2 else
+            "training on the copies raised accuracy on their test twins" if side == {1} else
+            "training on the copies lowered accuracy on their test twins" if side == {-1} else
+            "no leakage effect shown" if side == {0} else
+            "not shown beyond the spread over seeds")  # fmt: skip
     text = (f"**{MODEL[model]} ({n_of(len(seeds), 'seed')}): {word}.** On the "
             f"{int(dup['images'])} test images with a duplicate in the paper split's training "
             f"set, accuracy {dup['with_copies']:.3f} with the copies and "
@@ -140,6 +159,9 @@ def _leakage_sentence(model, seeds, raw, strat, adj, placebo) -> str:
             f"differences {interval(dict(e))}; within classes "
             f"{interval(dict(strat.loc['stratified']))}; "
             f"class-adjusted {interval(adj)}.")  # fmt: skip
+    if len(seeds) > 1:
+        text += (f" Seed by seed it reads {listing(f'{100 * v:+.1f}' for v in per_seed)} "
+                 f"points: over the seeds, {interval(over_seeds)} (t-interval).")  # fmt: skip
     if placebo:
         values = [100 * r["difference"] for r in placebo.values()]
         text += (

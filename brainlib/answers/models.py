@@ -17,6 +17,7 @@ from brainlib.answers.core import (
     Answer,
     Grid,
     run_name,  # fmt: skip
+    side_of_zero,
 )
 from brainlib.config import CLASSES, VARIANTS, load_profile
 from brainlib.display import interval, listing, n_of
@@ -179,16 +180,22 @@ def _se_vs_base_sentence(split, seeds, acc, auc, t_int, mde, paper) -> str:
             head + f"SE - base = {interval(acc)} in accuracy, {interval(auc, 1, '')} in "
             "macro AUC, from one seed: no verdict (a verdict needs the spread over seeds)."
         )
-    shown = acc["low"] > 0 or acc["high"] < 0
-    word = ("SE ahead" if acc["low"] > 0 else "base ahead") if shown else "no difference shown"
+    # a verdict needs both intervals on one side of zero: the pooled one (test images) and
+    # the one over seeds (trainings)
+    over = {"low": t_int[0], "high": t_int[1]}
+    side = {side_of_zero(acc), side_of_zero(over)}
+    word = ("SE ahead" if side == {1} else "base ahead" if side == {-1} else
+            "no difference shown" if side == {0} else
+            "no difference shown beyond the spread over seeds")  # fmt: skip
     text = (f"{head}{word} in accuracy, SE - base = {interval(acc)} (paired bootstrap over "
             f"{acc['clusters']} duplicate clusters); over seeds the mean difference has a "
             f"95% t-interval [{100 * t_int[0]:+.1f}, {100 * t_int[1]:+.1f}]. ")  # fmt: skip
-    if not shown:
-        excl = "rules out" if acc["high"] < paper["accuracy"] else "does not rule out"
-        text += (f"The pooled interval {excl} the paper's +{100 * paper['accuracy']:.1f} points; "
+    if len(side) > 1 or side == {0}:
+        high = max(acc["high"], t_int[1])  # the wider reach of the two intervals
+        excl = "rule out" if high < paper["accuracy"] else "do not rule out"
+        text += (f"Both intervals {excl} the paper's +{100 * paper['accuracy']:.1f} points; "
                  f"with these runs a true difference of about {100 * mde:.1f} points would be "
-                 "detected 80% of the time (minimum detectable difference). ")  # fmt: skip
+                 "detected 80% of the time (minimum detectable difference, pooled). ")  # fmt: skip
     auc_excl = "rules out" if auc["high"] < paper["auc"] else "does not rule out"
     return text + (f"Macro AUC: SE - base = {interval(auc, 1, '')}, which {auc_excl} the "
                    f"paper's +{paper['auc']:.3f}.")  # fmt: skip
