@@ -22,6 +22,7 @@ results are in :mod:`brainlib.answers`.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -387,6 +388,22 @@ def stage_chain(root: str | Path, folder: str | Path) -> list[tuple[Path, dict]]
         meta = runs.read_meta(stage)
         chain.append((stage, meta))
     return chain[::-1]
+
+
+#: Profile fields that may differ between runs of one schedule: what a grid's cells vary
+#: (split, seed), where the data sit, and what changes how a run is computed or reported,
+#: not what it learns (the trunk cache's memory, XLA, the evaluation's resamples).
+NOT_SCHEDULE = ("split", "seed", "seeds", "splits", "data_dir", "strict_data", "description",
+                "cache_memory_gib", "jit_compile", "bootstrap_resamples")  # fmt: skip
+
+
+def schedule(root: str | Path, folder: str | Path) -> str:
+    """A run's training schedule as one comparable string: the profile of every stage it
+    went through, less the fields that do not change what it learns (:data:`NOT_SCHEDULE`). Two runs
+    compare fairly only where their schedules are equal."""
+    stages = [{k: v for k, v in m["profile"].items() if k not in NOT_SCHEDULE}
+              for _, m in stage_chain(root, folder)]  # fmt: skip
+    return json.dumps(stages, sort_keys=True)
 
 
 def train_minutes(root: str | Path, folder: str | Path) -> float:

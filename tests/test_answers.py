@@ -91,6 +91,30 @@ def test_a_run_that_ran_out_of_epochs_does_not_count(grid):
     assert answers.leakage(g).numbers["base"]["seeds"] == [2]
 
 
+def _set_profile(run, **fields):
+    meta = json.loads((run / "run.json").read_text())
+    meta["profile"].update(fields)
+    (run / "run.json").write_text(json.dumps(meta))
+
+
+def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
+    _set_profile(grid / "se-dedup-seed2", cache_memory_gib=8.0)  # how, not what: compared
+    assert answers.leakage(_open(grid)).numbers["se"]["seeds"] == [1, 2]
+    _set_profile(grid / "se-dedup-seed2", max_epochs=40)  # another schedule
+    g = _open(grid)
+    leak = answers.leakage(g)
+    assert leak.numbers["se"]["seeds"] == [1] and leak.numbers["base"]["seeds"] == [1, 2]
+    assert leak.caveats[0] == (
+        "Left out for training on different schedules (the comparison would measure the "
+        "schedules too; the runs table gives each run's): se-paper-seed2, se-dedup-seed2."
+    )
+    assert "converged, on one schedule" in leak.why
+    _set_profile(grid / "base-paper-seed2", max_epochs=40)
+    g = _open(grid)
+    assert answers.se_vs_base(g).numbers["seeds"] == [1]
+    assert (1, 2) not in answers.leakage(g).numbers["base"]["placebo"]  # two schedules
+
+
 def test_leakage_by_hand_with_its_checks(grid):
     a = answers.leakage(_open(grid))
     se = a.numbers["se"]

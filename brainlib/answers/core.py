@@ -61,14 +61,40 @@ class Grid:
     def open(cls, root, resamples: int = RESAMPLES) -> Grid:
         root = Path(root)
         frame = res.load(root)
+        frame["schedule"] = [res.schedule(root, d) for d in frame["folder"]]
         res.check_metrics(root)  # every accuracy and AUC recomputed from predictions.csv
         return cls(root, frame, verdict_table(frame), resamples)
 
     def seeds(self, arms) -> list[int]:
-        """The seeds whose runs converged in every arm, an arm a ``(model, split)``."""
+        """The seeds whose runs converged in every arm, an arm a ``(model, split)``, and
+        were trained on one schedule (:func:`brainlib.results.schedule`): a comparison
+        between runs of two schedules would measure the schedules too."""
+        return [s for s in self._converged_seeds(arms) if len(self._schedules(arms, s)) == 1]
+
+    def mixed_schedules(self, arms) -> list[int]:
+        """The seeds whose runs converged in every arm but on other schedules."""
+        return [s for s in self._converged_seeds(arms) if len(self._schedules(arms, s)) > 1]
+
+    def _converged_seeds(self, arms) -> list[int]:
         ok = self.converged()
         found = [set(ok.loc[(ok["model"] == m) & (ok["split"] == s), "seed"]) for m, s in arms]
         return sorted(set.intersection(*found)) if found else []
+
+    def _schedules(self, arms, seed: int) -> set[str]:
+        f = self.frame
+        return {f.loc[(f["model"] == m) & (f["split"] == s) & (f["seed"] == seed),
+                      "schedule"].iloc[0] for m, s in arms}  # fmt: skip
+
+    def left_out(self, *comparisons) -> list[str]:
+        """A caveat (or none) naming the runs left out of ``comparisons`` (each a list of
+        arms) because the seed's runs were trained on different schedules."""
+        names = [runs.run_name(m, s, seed) for arms in comparisons
+                 for seed in self.mixed_schedules(arms) for m, s in arms]  # fmt: skip
+        if not names:
+            return []
+        return [f"Left out for training on different schedules (the comparison would "
+                f"measure the schedules too; the runs table gives each run's): "
+                f"{', '.join(names)}."]  # fmt: skip
 
     def converged(self, split: str | None = None, model: str | None = None):
         ok = self.frame[self.verdicts["converged"].to_numpy()]
