@@ -32,7 +32,7 @@ def test_every_hand_made_run_converges_and_the_table_is_human(grid):
     assert a.sentence.startswith("**12 of 12 runs meet the convergence rule**")
     assert "Left out" not in a.sentence and len(a.runs) == 12
     assert "Stopped on patience" in a.table.columns and "nan" not in a.table.to_string().lower()
-    assert set(a.table["Converged"]) == {"converged"} and set(a.table["Train fit"]) == {"0.970"}
+    assert set(a.table["Converged"]) == {"yes"} and set(a.table["Train fit"]) == {"0.970"}
 
 
 def test_minutes_take_the_median_epoch_so_a_pause_does_not_count_and_the_cpu_is_named(grid):
@@ -48,7 +48,7 @@ def test_minutes_take_the_median_epoch_so_a_pause_does_not_count_and_the_cpu_is_
     table = answers.convergence(_open(grid)).table.set_index("Run (model, split, seed)")
     assert table.loc["SE, paper, 1", "Minutes*"] == "2"
     assert table.loc["SE, paper, 1", "CPU"] == "Intel Xeon, 2 cores"
-    assert table.loc["base, paper, 1", "CPU"] == "not recorded"  # older run.json: no "cpu"
+    assert table.loc["base, paper, 1", "CPU"] == "–"  # older run.json: no "cpu"
 
 
 def test_se_against_base_pooled_over_seeds_by_hand(grid):

@@ -47,14 +47,14 @@ def convergence(grid: Grid) -> Answer:
                 "inference mode. Only these runs enter the answers below.")  # fmt: skip
     if bad:
         sentence += " Left out: " + "; ".join(bad) + "."
-    headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience (224 px)",
+    headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience",
                "epochs": "Epochs", "best": "Best", "patience_stop": "Stopped on patience",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
                "minutes": "Minutes*", "machine": "CPU", "verdict": "Converged"}  # fmt: skip
     minutes = ("\\* Minutes: the whole schedule (every stage the run started from), each "
                "stage's epochs times its median epoch time, so a pause or a shared machine "
-               "does not inflate it; on the machine named (that of its last stage). CPUs of "
-               "one name differ up to 2-3 times in speed.")  # fmt: skip
+               "does not inflate it; on the CPU named (that of its last stage; – where run.json "
+               "does not record it). CPUs of one name differ up to 2-3 times in speed.")  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
                   table_note=minutes, runs=[run_name(r) for r in f.itertuples()], why="every run",
@@ -67,7 +67,7 @@ def _machine(meta: dict) -> str:
     if device.get("device") == "GPU":
         return "GPU"
     if not device.get("cpu"):
-        return "not recorded"
+        return "–"  # run.json from before the CPU was recorded
     name = str(device["cpu"])
     for noise in ("(R)", "(TM)", " Processor", " CPU"):
         name = name.replace(noise, "")
@@ -76,13 +76,8 @@ def _machine(meta: dict) -> str:
 
 
 def _short_verdict(v) -> str:
-    """The convergence verdict in a few words, for the runs table."""
-    if v.converged:
-        return "converged"
-    out = [] if v.stopped_on_patience else ["epoch cap"]
-    if not v.fitted:
-        out.append(f"fit < {runs.MIN_TRAIN_ACCURACY}")
-    return "no: " + ", ".join(out)
+    """The convergence verdict in a word (the table's other columns say why)."""
+    return "yes" if v.converged else "no"
 
 
 def _external_accuracy(grid: Grid) -> list[float]:
