@@ -31,7 +31,7 @@ def test_every_hand_made_run_converges_and_the_table_is_human(grid):
     assert a.numbers == {"converged": 12, "runs": 12}
     assert a.sentence.startswith("**12 of 12 runs meet the convergence rule**")
     assert "Left out" not in a.sentence and len(a.runs) == 12
-    assert "Stopped on patience" in a.table.columns and "nan" not in a.table.to_string().lower()
+    assert "Converged" in a.table.columns and "nan" not in a.table.to_string().lower()
     assert set(a.table["Converged"]) == {"yes"} and set(a.table["Train fit"]) == {"0.970"}
 
 
@@ -73,6 +73,8 @@ def test_a_run_that_stops_fitting_leaves_every_answer_it_was_in(grid):
     assert conv.numbers["converged"] == 11
     assert "se-paper-seed2 (training accuracy of the best weights is 0.900, below 0.95)" in (
         conv.sentence)  # fmt: skip
+    assert conv.table.set_index("Run (model, split, seed)").loc["SE, paper, 2", "Converged"] == (
+        "no: fit")  # fmt: skip
     se = answers.se_vs_base(g)
     assert se.runs == ["se-paper-seed1", "base-paper-seed1"]
     assert "from one seed: no verdict" in se.sentence
@@ -88,6 +90,8 @@ def test_a_run_that_ran_out_of_epochs_does_not_count(grid):
     g = _open(grid)
     assert "base-dedup-seed1 (it ran out of epochs 1 after its best (3 of 4), before its " \
            "patience of 2)" in answers.convergence(g).sentence  # fmt: skip
+    table = answers.convergence(g).table.set_index("Run (model, split, seed)")
+    assert table.loc["base, dedup, 1", "Converged"] == "no: cap"
     assert answers.leakage(g).numbers["base"]["seeds"] == [2]
 
 

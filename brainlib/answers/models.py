@@ -33,7 +33,7 @@ def convergence(grid: Grid) -> Answer:
     table = f[["model", "split", "seed"]].assign(
         run=[f"{MODEL[r.model]}, {r.split}, {r.seed}" for r in f.itertuples()],
         schedule=[f"{m}, {p}" for m, p in zip(f["max_epochs"], f["patience"], strict=True)],
-        epochs=v["epochs"], best=v["best_epoch"], patience_stop=v["stopped_on_patience"],
+        epochs=v["epochs"], best=v["best_epoch"],
         fit=v["train_accuracy"], test=f["accuracy"], external=_external_accuracy(grid),
         minutes=[res.train_minutes(grid.root, d) for d in f["folder"]],
         machine=[_machine(runs.read_meta(d)) for d in f["folder"]],
@@ -48,13 +48,16 @@ def convergence(grid: Grid) -> Answer:
     if bad:
         sentence += " Left out: " + "; ".join(bad) + "."
     headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience",
-               "epochs": "Epochs", "best": "Best", "patience_stop": "Stopped on patience",
+               "epochs": "Epochs", "best": "Best",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
                "minutes": "Minutes*", "machine": "CPU", "verdict": "Converged"}  # fmt: skip
     minutes = ("\\* Minutes: the whole schedule (every stage the run started from), each "
                "stage's epochs times its median epoch time, so a pause or a shared machine "
                "does not inflate it; on the CPU named (that of its last stage; – where run.json "
-               "does not record it). CPUs of one name differ up to 2-3 times in speed.")  # fmt: skip
+               "does not record it). CPUs of one name differ up to 2-3 times in speed. "
+               "Converged: *no: cap*, it ran out of epochs before its early-stopping "
+               f"patience; *no: fit*, its best weights classify fewer than "
+               f"{runs.MIN_TRAIN_ACCURACY} of its training images.")  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
                   table_note=minutes, runs=[run_name(r) for r in f.itertuples()], why="every run",
@@ -76,8 +79,12 @@ def _machine(meta: dict) -> str:
 
 
 def _short_verdict(v) -> str:
-    """The convergence verdict in a word (the table's other columns say why)."""
-    return "yes" if v.converged else "no"
+    """The convergence verdict in a few words: "yes", or "no" and which rule failed
+    (``cap``: it ran out of epochs before its patience; ``fit``: below the fit rule)."""
+    if v.converged:
+        return "yes"
+    return "no: " + ", ".join([*([] if v.stopped_on_patience else ["cap"]),
+                               *([] if v.fitted else ["fit"])])  # fmt: skip
 
 
 def _external_accuracy(grid: Grid) -> list[float]:
