@@ -348,13 +348,19 @@ def test_analyse_run_writes_fit_saliency_and_figure5(smoke_runs, tmp_path):
     assert sal["energy_in_brain"]["random"]["mean"] == pytest.approx(sal["brain_area"]["mean"])
     frame = evaluation.read_predictions(folder)
     accuracy = float((frame["class"] == frame["predicted"]).mean())
+    # the deletion curves leave out the images with a blank heatmap in either method;
+    # a flat 1x1 heatmap is blank where its ReLU'd sum is <= 0, which float rounding
+    # decides, so how many are left differs between CPUs
+    blank = [sal["energy_in_brain"][m]["blank_heatmaps"] for m in ("gradcam", "gradcam++")]
+    n = sal["deletion_images"]
+    assert sal["images"] - sum(blank) <= n <= sal["images"] - max(blank)
     for method, curve in sal["deletion"].items():
         assert curve["fraction"][0] == 0.0 and set(curve) >= {"accuracy", "area"}, method
-        # nothing blanked: the test accuracy again (same weights, float32, <= 1 near-tie)
-        assert abs(curve["accuracy"][0] - accuracy) <= 1 / sal["images"] + 1e-9
+        if n == sal["images"]:  # nothing blanked: the test accuracy again (<= 1 near-tie)
+            assert abs(curve["accuracy"][0] - accuracy) <= 1 / n + 1e-9
+        elif n:  # a share of n images
+            assert curve["accuracy"][0] * n == pytest.approx(round(curve["accuracy"][0] * n))
     assert set(sal["deletion"]) == {"gradcam", "gradcam++", "random", "random_in_brain"}
-    assert sal["deletion_images"] == sal["images"] - max(
-        sal["energy_in_brain"][m]["blank_heatmaps"] for m in ("gradcam", "gradcam++"))  # fmt: skip
     check = sal["randomisation"]
     assert set(check["stages"]) == {"top", "top+conv5", "random heatmaps"}
     assert check["stages"]["top"]["layers"] >= 9 and check["images"] == min(48, sal["images"])
