@@ -196,8 +196,9 @@ def _se_vs_base_sentence(split, seeds, acc, auc, t_int, mde, paper) -> str:
             f"95% t-interval [{100 * t_int[0]:+.1f}, {100 * t_int[1]:+.1f}]. ")  # fmt: skip
     if len(side) > 1 or side == {0}:
         high = max(acc["high"], t_int[1])  # the wider reach of the two intervals
-        excl = "rule out" if high < paper["accuracy"] else "do not rule out"
-        text += (f"Both intervals {excl} the paper's +{100 * paper['accuracy']:.1f} points; "
+        excl = ("Both intervals rule out" if high < paper["accuracy"] else
+                "At least one interval does not rule out")  # fmt: skip
+        text += (f"{excl} the paper's +{100 * paper['accuracy']:.1f} points; "
                  f"with these runs a true difference of about {100 * mde:.1f} points would be "
                  "detected 80% of the time (minimum detectable difference, pooled). ")  # fmt: skip
     auc_excl = "rules out" if auc["high"] < paper["auc"] else "does not rule out"
