@@ -399,8 +399,8 @@ NOT_SCHEDULE = ("split", "seed", "seeds", "splits", "data_dir", "strict_data", "
 
 def schedule(root: str | Path, folder: str | Path) -> str:
     """A run's training schedule as one comparable string: the profile of every stage it
-    went through, less the fields that do not change what it learns (:data:`NOT_SCHEDULE`). Two runs
-    compare fairly only where their schedules are equal."""
+    went through, less the fields that do not change what it learns
+    (:data:`NOT_SCHEDULE`). Two runs compare fairly only where their schedules are equal."""
     stages = [{k: v for k, v in m["profile"].items() if k not in NOT_SCHEDULE}
               for _, m in stage_chain(root, folder)]  # fmt: skip
     return json.dumps(stages, sort_keys=True)
