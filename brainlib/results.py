@@ -400,10 +400,43 @@ NOT_SCHEDULE = ("split", "seed", "seeds", "splits", "data_dir", "strict_data", "
 def schedule(root: str | Path, folder: str | Path) -> str:
     """A run's training schedule as one comparable string: the profile of every stage it
     went through, less the fields that do not change what it learns
-    (:data:`NOT_SCHEDULE`). Two runs compare fairly only where their schedules are equal."""
-    stages = [{k: v for k, v in m["profile"].items() if k not in NOT_SCHEDULE}
+    (:data:`NOT_SCHEDULE`), with the precision each stage trained in. Two runs compare
+    fairly only where their schedules are equal.
+
+    The precision is the one the machine resolved (``precision_policy`` in ``run.json``),
+    not the profile's ``mixed_precision``: ``auto`` trains in mixed bfloat16 on a CPU with
+    native bfloat16 and in float32 elsewhere, so one profile learns in two numeric regimes."""
+    stages = [{**_trained_fields(m["profile"]), "precision": m.get("precision_policy")}
               for _, m in stage_chain(root, folder)]  # fmt: skip
     return json.dumps(stages, sort_keys=True)
+
+
+def _trained_fields(profile: dict) -> dict:
+    return {k: v for k, v in profile.items() if k not in NOT_SCHEDULE}
+
+
+def current_stages(name: str) -> list[dict]:
+    """The stages a run of profile ``name`` trains through today (``profiles.toml``, its
+    ``init_from`` chain), first stage first, less :data:`NOT_SCHEDULE`, as ``run.json``
+    stores them."""
+    from brainlib.config import init_profile, load_profile
+
+    chain, p = [], load_profile(name)
+    while p is not None:
+        chain.append(p)
+        p = init_profile(p)
+    return [_trained_fields(json.loads(json.dumps(p.to_dict()))) for p in chain[::-1]]
+
+
+def on_current_schedule(root: str | Path, folder: str | Path) -> bool:
+    """Whether a run was trained on the schedule its profile has today: every stage's
+    fields equal to those of :func:`current_stages` (a field added to the profile since
+    the run was trained is not held against it)."""
+    trained = [_trained_fields(m["profile"]) for _, m in stage_chain(root, folder)]
+    now = current_stages(trained[-1]["name"])
+    return len(trained) == len(now) and all(
+        all(t[k] == v for k, v in n.items() if k in t) for t, n in zip(trained, now, strict=True)
+    )
 
 
 def train_minutes(root: str | Path, folder: str | Path) -> float:

@@ -107,9 +107,10 @@ display(Markdown(f"```{{important}}\n{what.caveats[0]}\n```\n\n{what.sentence}")
 # fitted models: a model that has not learnt its training images cannot
 # profit from copies of test images among them. Only converged runs enter the
 # answers that follow, and a comparison pairs runs only where they were trained
-# on one schedule (every stage's profile, less the split and seed): a run kept
-# from an earlier schedule is shown in the table but compared with none of the
-# new ones.
+# on one schedule (every stage's profile, less the split and seed, and the
+# precision the machine trained in: bf16 where the CPU has native bfloat16,
+# fp32 elsewhere): a run kept from an earlier schedule is shown in the table
+# but compared with none of the new ones.
 
 # %% tags=["hide-input"]
 a = answers.convergence(grid).show()

@@ -28,11 +28,12 @@ def _open(out):
 
 def test_every_hand_made_run_converges_and_the_table_is_human(grid):
     a = answers.convergence(_open(grid))
-    assert a.numbers == {"converged": 12, "runs": 12}
+    assert a.numbers == {"converged": 12, "runs": 12, "to_train": []}
     assert a.sentence.startswith("**12 of 12 runs meet the convergence rule**")
     assert "Left out" not in a.sentence and len(a.runs) == 12
     assert "Converged" in a.table.columns and "nan" not in a.table.to_string().lower()
     assert set(a.table["Converged"]) == {"yes"} and set(a.table["Train fit"]) == {"0.970"}
+    assert "2 models x 3 splits x 2 seeds = 12 runs, every one converged on today's" in a.sentence
 
 
 def test_minutes_take_the_median_epoch_so_a_pause_does_not_count_and_the_cpu_is_named(grid):
@@ -43,12 +44,13 @@ def test_minutes_take_the_median_epoch_so_a_pause_does_not_count_and_the_cpu_is_
     )  # paused
     meta = json.loads((run / "run.json").read_text())
     meta["device"] = {"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "cpu_count": 2, "device": "CPU"}
+    meta["precision_policy"] = "mixed_bfloat16"
     (run / "run.json").write_text(json.dumps(meta))
     assert results.train_minutes(grid, run) == pytest.approx(2.0)
     table = answers.convergence(_open(grid)).table.set_index("Run (model, split, seed)")
     assert table.loc["SE, paper, 1", "Minutes*"] == "2"
-    assert table.loc["SE, paper, 1", "CPU"] == "Intel Xeon, 2 cores"
-    assert table.loc["base, paper, 1", "CPU"] == "–"  # older run.json: no "cpu"
+    assert table.loc["SE, paper, 1", "CPU, precision"] == "Intel Xeon, 2 cores, bf16"
+    assert table.loc["base, paper, 1", "CPU, precision"] == "–"  # older run.json: neither
 
 
 def test_se_against_base_pooled_over_seeds_by_hand(grid):
@@ -101,11 +103,29 @@ def _set_profile(run, **fields):
     (run / "run.json").write_text(json.dumps(meta))
 
 
+def _set_meta(run, **fields):
+    meta = json.loads((run / "run.json").read_text())
+    meta.update(fields)
+    (run / "run.json").write_text(json.dumps(meta))
+
+
 def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
     _set_profile(grid / "se-dedup-seed2", cache_memory_gib=8.0)  # how, not what: compared
     assert answers.leakage(_open(grid)).numbers["se"]["seeds"] == [1, 2]
+    # `mixed_precision = auto` trained one run in fp32 (a CPU without native bfloat16),
+    # the other in bf16: two numeric regimes, not compared
+    _set_meta(grid / "se-paper-seed2", precision_policy="mixed_bfloat16")
+    _set_meta(grid / "se-dedup-seed2", precision_policy="float32")
+    assert answers.leakage(_open(grid)).numbers["se"]["seeds"] == [1]
+    _set_meta(grid / "se-dedup-seed2", precision_policy="mixed_bfloat16")
+    assert answers.leakage(_open(grid)).numbers["se"]["seeds"] == [1, 2]
     _set_profile(grid / "se-dedup-seed2", max_epochs=40)  # another schedule
     g = _open(grid)
+    # ... and not today's: the profile in profiles.toml has another cap
+    conv = answers.convergence(g)
+    assert conv.numbers["to_train"] == [("se", "dedup", 2)]
+    assert "11 converged on today's schedule, 1 to train or train again" in conv.sentence
+    assert conv.sentence.endswith("unless named): dedup 2 (SE).")
     leak = answers.leakage(g)
     assert leak.numbers["se"]["seeds"] == [1] and leak.numbers["base"]["seeds"] == [1, 2]
     assert leak.caveats[0] == (

@@ -47,35 +47,88 @@ def convergence(grid: Grid) -> Answer:
                 "inference mode. Only these runs enter the answers below.")  # fmt: skip
     if bad:
         sentence += " Left out: " + "; ".join(bad) + "."
+    todo = grid_to_train(grid)
+    sentence += " " + _grid_sentence(grid, todo)
     headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience",
                "epochs": "Epochs", "best": "Best",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
-               "minutes": "Minutes*", "machine": "CPU", "verdict": "Converged"}  # fmt: skip
+               "minutes": "Minutes*", "machine": "CPU, precision",
+               "verdict": "Converged"}  # fmt: skip
     minutes = ("\\* Minutes: the whole schedule (every stage the run started from), each "
                "stage's epochs times its median epoch time, so a pause or a shared machine "
                "does not inflate it; on the CPU named (that of its last stage; – where run.json "
-               "does not record it). CPUs of one name differ up to 2-3 times in speed. "
+               "does not record it), with the precision it trained in (bf16: mixed bfloat16, "
+               "which `mixed_precision = auto` chooses on a CPU with native bfloat16; fp32 "
+               "elsewhere; runs of two precisions are not compared). CPUs of one name differ "
+               "up to 2-3 times in speed; one without native bfloat16 trains several times "
+               "slower. "
                "Converged: *no: cap*, it ran out of epochs before its early-stopping "
                f"patience; *no: fit*, its best weights classify fewer than "
                f"{runs.MIN_TRAIN_ACCURACY} of its training images.")  # fmt: skip
     return Answer("Did the runs converge?", sentence,
                   show.table(table, headers, {"seed": 0, "epochs": 0, "best": 0, "minutes": 0}),
                   table_note=minutes, runs=[run_name(r) for r in f.itertuples()], why="every run",
-                  numbers={"converged": ok, "runs": n})  # fmt: skip
+                  numbers={"converged": ok, "runs": n, "to_train": todo})  # fmt: skip
+
+
+def grid_to_train(grid: Grid) -> list[tuple[str, str, int]]:
+    """The cells ``(model, split, seed)`` of the grid the runs were trained for (their
+    profile's ``splits`` x ``seeds``, both models) without a converged run on the schedule
+    the profile has today (:func:`brainlib.results.on_current_schedule`): what is left to
+    train, or to train again."""
+    p = res.exported_profile(grid.root)
+    f = grid.frame
+    ok = grid.verdicts["converged"].to_numpy()
+    done = {(r.model, r.split, int(r.seed)) for r, c in zip(f.itertuples(), ok, strict=True)
+            if c and res.on_current_schedule(grid.root, r.folder)}  # fmt: skip
+    splits, seeds = p["splits"] or [p["split"]], p["seeds"] or [p["seed"]]
+    return [(m, s, int(seed)) for s in splits for seed in seeds for m in VARIANTS
+            if (m, s, int(seed)) not in done]  # fmt: skip
+
+
+def _grid_sentence(grid: Grid, todo) -> str:
+    """Where the grid stands, in one sentence: its size, and what is left to train."""
+    p = res.exported_profile(grid.root)
+    splits, seeds = p["splits"] or [p["split"]], p["seeds"] or [p["seed"]]
+    cells = len(VARIANTS) * len(splits) * len(seeds)
+    size = (f"The grid is {len(VARIANTS)} models x {len(splits)} splits x "
+            f"{n_of(len(seeds), 'seed')} = {cells} runs")  # fmt: skip
+    if not todo:
+        return size + ", every one converged on today's schedule."
+    parts = []
+    for split in splits:
+        seeds_left = []
+        for seed in seeds:
+            models = [MODEL[m] for m in VARIANTS if (m, split, int(seed)) in todo]
+            if models:
+                named = "" if len(models) == len(VARIANTS) else f" ({listing(models)})"
+                seeds_left.append(f"{seed}{named}")
+        if seeds_left:
+            parts.append(f"{split} {listing(seeds_left)}")
+    return (f"{size}; {cells - len(todo)} converged on today's schedule, "
+            f"{len(todo)} to train or train again (both models unless named): "
+            f"{'; '.join(parts)}.")  # fmt: skip
 
 
 def _machine(meta: dict) -> str:
-    """The CPU (or GPU) a run's last stage trained on, in a few words."""
+    """The CPU (or GPU) a run's last stage trained on and its precision, in a few words."""
     device = meta.get("device", {})
+    precision = PRECISION.get(meta.get("precision_policy"), meta.get("precision_policy"))
     if device.get("device") == "GPU":
-        return "GPU"
-    if not device.get("cpu"):
-        return "–"  # run.json from before the CPU was recorded
-    name = str(device["cpu"])
-    for noise in ("(R)", "(TM)", " Processor", " CPU"):
-        name = name.replace(noise, "")
-    cores = device.get("cpu_count")
-    return name.split(" @ ")[0].strip() + (f", {cores} cores" if cores else "")
+        name = "GPU"
+    elif not device.get("cpu"):
+        name = "–"  # run.json from before the CPU was recorded
+    else:
+        name = str(device["cpu"])
+        for noise in ("(R)", "(TM)", " Processor", " CPU"):
+            name = name.replace(noise, "")
+        cores = device.get("cpu_count")
+        name = name.split(" @ ")[0].strip() + (f", {cores} cores" if cores else "")
+    return f"{name}, {precision}" if precision else name
+
+
+#: The precision a run trained in (``run.json``'s ``precision_policy``), in short.
+PRECISION = {"mixed_bfloat16": "bf16", "mixed_float16": "fp16", "float32": "fp32"}
 
 
 def _short_verdict(v) -> str:
