@@ -126,6 +126,9 @@ def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
     assert conv.numbers["to_train"] == [("se", "dedup", 2)]
     assert "11 converged on today's schedule, 1 to train or train again" in conv.sentence
     assert conv.sentence.endswith("unless named): dedup 2 (SE).")
+    _set_profile(grid / "se-dedup-seed2", name="gone")  # a profile profiles.toml lost
+    conv = answers.convergence(_open(grid))
+    assert conv.numbers["to_train"] is None and "The grid is" not in conv.sentence
     leak = answers.leakage(g)
     assert leak.numbers["se"]["seeds"] == [1] and leak.numbers["base"]["seeds"] == [1, 2]
     assert leak.caveats[0] == (

@@ -19,7 +19,7 @@ from brainlib.answers.core import (
     run_name,  # fmt: skip
     side_of_zero,
 )
-from brainlib.config import CLASSES, VARIANTS, load_profile
+from brainlib.config import CLASSES, VARIANTS, ConfigError, load_profile
 from brainlib.display import interval, listing, n_of
 from brainlib.paper import headline
 from brainlib.statistics import t_interval
@@ -48,7 +48,8 @@ def convergence(grid: Grid) -> Answer:
     if bad:
         sentence += " Left out: " + "; ".join(bad) + "."
     todo = grid_to_train(grid)
-    sentence += " " + _grid_sentence(grid, todo)
+    if todo is not None:
+        sentence += " " + _grid_sentence(grid, todo)
     headers = {"run": "Run (model, split, seed)", "schedule": "Cap, patience",
                "epochs": "Epochs", "best": "Best",
                "fit": "Train fit", "test": "Test acc.", "external": "External acc.",
@@ -71,16 +72,19 @@ def convergence(grid: Grid) -> Answer:
                   numbers={"converged": ok, "runs": n, "to_train": todo})  # fmt: skip
 
 
-def grid_to_train(grid: Grid) -> list[tuple[str, str, int]]:
+def grid_to_train(grid: Grid) -> list[tuple[str, str, int]] | None:
     """The cells ``(model, split, seed)`` of the grid the runs were trained for (their
     profile's ``splits`` x ``seeds``, both models) without a converged run on the schedule
     the profile has today (:func:`brainlib.results.on_current_schedule`): what is left to
-    train, or to train again."""
+    train, or to train again. ``None`` where ``profiles.toml`` no longer has the profile."""
     p = res.exported_profile(grid.root)
     f = grid.frame
     ok = grid.verdicts["converged"].to_numpy()
-    done = {(r.model, r.split, int(r.seed)) for r, c in zip(f.itertuples(), ok, strict=True)
-            if c and res.on_current_schedule(grid.root, r.folder)}  # fmt: skip
+    try:
+        done = {(r.model, r.split, int(r.seed)) for r, c in zip(f.itertuples(), ok, strict=True)
+                if c and res.on_current_schedule(grid.root, r.folder)}  # fmt: skip
+    except ConfigError:  # a grid of a profile renamed or removed since: no "today" to hold
+        return None
     splits, seeds = p["splits"] or [p["split"]], p["seeds"] or [p["seed"]]
     return [(m, s, int(seed)) for s in splits for seed in seeds for m in VARIANTS
             if (m, s, int(seed)) not in done]  # fmt: skip
