@@ -97,16 +97,15 @@ def test_a_run_that_ran_out_of_epochs_does_not_count(grid):
     assert answers.leakage(g).numbers["base"]["seeds"] == [2]
 
 
-def _set_profile(run, **fields):
-    meta = json.loads((run / "run.json").read_text())
-    meta["profile"].update(fields)
-    (run / "run.json").write_text(json.dumps(meta))
-
-
 def _set_meta(run, **fields):
     meta = json.loads((run / "run.json").read_text())
     meta.update(fields)
     (run / "run.json").write_text(json.dumps(meta))
+
+
+def _set_profile(run, **fields):
+    profile = json.loads((run / "run.json").read_text())["profile"]
+    _set_meta(run, profile={**profile, **fields})
 
 
 def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):

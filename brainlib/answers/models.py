@@ -77,7 +77,6 @@ def grid_to_train(grid: Grid) -> list[tuple[str, str, int]] | None:
     profile's ``splits`` x ``seeds``, both models) without a converged run on the schedule
     the profile has today (:func:`brainlib.results.on_current_schedule`): what is left to
     train, or to train again. ``None`` where ``profiles.toml`` no longer has the profile."""
-    p = res.exported_profile(grid.root)
     f = grid.frame
     ok = grid.verdicts["converged"].to_numpy()
     try:
@@ -85,15 +84,20 @@ def grid_to_train(grid: Grid) -> list[tuple[str, str, int]] | None:
                 if c and res.on_current_schedule(grid.root, r.folder)}  # fmt: skip
     except ConfigError:  # a grid of a profile renamed or removed since: no "today" to hold
         return None
-    splits, seeds = p["splits"] or [p["split"]], p["seeds"] or [p["seed"]]
-    return [(m, s, int(seed)) for s in splits for seed in seeds for m in VARIANTS
-            if (m, s, int(seed)) not in done]  # fmt: skip
+    splits, seeds = _grid_axes(grid)
+    return [(m, s, seed) for s in splits for seed in seeds for m in VARIANTS
+            if (m, s, seed) not in done]  # fmt: skip
+
+
+def _grid_axes(grid: Grid) -> tuple[list[str], list[int]]:
+    """The splits and seeds of the grid the runs were trained for (their profile's)."""
+    p = res.exported_profile(grid.root)
+    return p["splits"] or [p["split"]], [int(s) for s in p["seeds"] or [p["seed"]]]
 
 
 def _grid_sentence(grid: Grid, todo) -> str:
     """Where the grid stands, in one sentence: its size, and what is left to train."""
-    p = res.exported_profile(grid.root)
-    splits, seeds = p["splits"] or [p["split"]], p["seeds"] or [p["seed"]]
+    splits, seeds = _grid_axes(grid)
     cells = len(VARIANTS) * len(splits) * len(seeds)
     size = (f"The grid is {len(VARIANTS)} models x {len(splits)} splits x "
             f"{n_of(len(seeds), 'seed')} = {cells} runs")  # fmt: skip
@@ -103,7 +107,7 @@ def _grid_sentence(grid: Grid, todo) -> str:
     for split in splits:
         seeds_left = []
         for seed in seeds:
-            models = [MODEL[m] for m in VARIANTS if (m, split, int(seed)) in todo]
+            models = [MODEL[m] for m in VARIANTS if (m, split, seed) in todo]
             if models:
                 named = "" if len(models) == len(VARIANTS) else f" ({listing(models)})"
                 seeds_left.append(f"{seed}{named}")
