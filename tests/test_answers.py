@@ -243,7 +243,7 @@ def test_external_scores_pooled_over_seeds_with_and_without_overlap(grid):
     assert "cannot tell which cause" in a.caveats[0] and "1 of the external images" in a.caveats[0]
 
 
-def _add_saliency(out, name, gradcam_area, random_area, spearman=None):
+def _add_saliency(out, name, gradcam_area, random_area, spearman=None, in_brain=True):
     curve = {"fraction": [0.0, 0.5], "accuracy": [1.0, 0.5], "mean_true_probability": [1, 1]}
     s = {"images": 8, "cells": 7, "brain_area": {"mean": 0.6},
          "energy_in_brain": {m: {"mean": e, "blank_heatmaps": b} for m, e, b in
@@ -254,6 +254,8 @@ def _add_saliency(out, name, gradcam_area, random_area, spearman=None):
                       "gradcam++": {**curve, "area": gradcam_area + 0.01},
                       "random": {**curve, "area": random_area},
                       "random_in_brain": {**curve, "area": random_area - 0.05}}}  # fmt: skip
+    if not in_brain:  # a saliency.json from before the in-brain baseline
+        del s["deletion"]["random_in_brain"], s["energy_in_brain"]["random_in_brain"]
     if spearman is not None:
         s["randomisation"] = {"stages": {k: {"median_spearman": v} for k, v in spearman.items()}}
     (out / name / "saliency.json").write_text(json.dumps(s))
@@ -275,6 +277,19 @@ def test_saliency_sets_heatmaps_against_both_random_baselines_and_the_sanity_che
     _add_saliency(grid, "se-paper-seed1", 0.55, 0.75, {**check, "top+conv5": 0.8})
     _add_saliency(grid, "se-paper-seed2", 0.60, 0.78, {**check, "top+conv5": 0.8})
     assert "stayed similar" in answers.saliency(_open(grid)).sentence
+
+
+def test_a_saliency_gap_over_fewer_runs_says_over_how_many(grid):
+    """Runs analysed before the in-brain baseline existed: the sentence says that gap
+    rests on 2 of the 3 runs, the one against all random heatmaps on all 3."""
+    _add_saliency(grid, "se-paper-seed1", 0.55, 0.75)
+    _add_saliency(grid, "se-paper-seed2", 0.60, 0.78)
+    _add_saliency(grid, "base-paper-seed1", 0.58, 0.77, in_brain=False)
+    a = answers.saliency(_open(grid))
+    assert "inside the brain (+0.140 [" in a.sentence and "], 2 of 3 runs)" in a.sentence
+    # against all random heatmaps over all 3 runs (0.20, 0.18, 0.19), so no count named
+    assert "than random heatmaps (+0.190 [" in a.sentence and "], 3 of" not in a.sentence
+    assert a.table.iloc[0]["Random in brain − heatmap [95% t, runs]"].endswith("2 of 3 runs")
 
 
 def test_distance_and_setup(grid):

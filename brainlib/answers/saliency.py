@@ -92,12 +92,12 @@ def saliency(grid: Grid) -> Answer:
         m = maps[maps["method"] == method]
         rows.append({"method": method, "runs": len(m), "energy": 100 * energy[method],
                      "blank": f"{int(m['blank'].sum())} of {int(m['images'].sum())}",
-                     "area": m["area"].mean(), "random": _gap_text(vs_random),
-                     "brain": _gap_text(vs_brain)})  # fmt: skip
+                     "area": m["area"].mean(), "random": _gap_text(vs_random, len(m)),
+                     "brain": _gap_text(vs_brain, len(m))})  # fmt: skip
         parts.append(
             f"{method}: {100 * energy[method]:.1f}% of the heatmap inside the brain; "
-            f"deletion {_gap_words(vs_random, 'random heatmaps')}, "
-            f"{_gap_words(vs_brain, 'random heatmaps inside the brain')}"
+            f"deletion {_gap_words(vs_random, 'random heatmaps', len(m))}, "
+            f"{_gap_words(vs_brain, 'random heatmaps inside the brain', len(m))}"
         )
     brain = 100 * maps["brain"].mean()
     sentence = (
@@ -151,13 +151,17 @@ def saliency(grid: Grid) -> Answer:
                   numbers={"areas": areas, "energy": energy})  # fmt: skip
 
 
-def _gap_text(g: dict) -> str:
+def _gap_text(g: dict, of: int | None = None) -> str:
+    """The gap with its interval; ``of``: the runs the other numbers come from, named
+    beside the gap's own count when fewer runs have both heatmaps (older saliency.json
+    files lack the in-brain baseline)."""
     if g["runs"] < 2:
         return f"{g['difference']:+.3f} (1 run)" if g["runs"] else "–"
-    return f"{g['difference']:+.3f} {show.bracket(g['low'], g['high'], 3, sign=True)}"
+    text = f"{g['difference']:+.3f} {show.bracket(g['low'], g['high'], 3, sign=True)}"
+    return text if of is None or g["runs"] == of else f"{text}, {g['runs']} of {of} runs"
 
 
-def _gap_words(g: dict, against: str) -> str:
+def _gap_words(g: dict, against: str, of: int | None = None) -> str:
     if g["runs"] == 0:
         return f"no run measured against {against} yet"
     if g["runs"] < 2:
@@ -168,4 +172,4 @@ def _gap_words(g: dict, against: str) -> str:
         word = "lowers accuracy slower than"
     else:
         word = "is not shown to differ from"
-    return f"{word} {against} ({_gap_text(g)})"
+    return f"{word} {against} ({_gap_text(g, of)})"
