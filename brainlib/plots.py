@@ -117,7 +117,7 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
     rows = m.sum(axis=1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     labels = [SHORT[c] for c in CLASSES]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     sns.heatmap(m.astype(int), annot=True, fmt="d", cmap="Blues", cbar=False, ax=axes[0],
                 xticklabels=labels, yticklabels=labels)  # fmt: skip
     sns.heatmap(norm, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=axes[1],
@@ -126,7 +126,6 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
         ax.set(xlabel="Predicted class", ylabel="True class", title=sub)
         ax.tick_params(axis="y", rotation=0)
     fig.suptitle(f"Figure 4. Confusion matrix: {title}")
-    fig.tight_layout()
     return fig
 
 
@@ -185,7 +184,10 @@ def gradcam_figure(gallery: Sequence[Mapping], title: str, columns=("gradcam", "
     n = len(gallery)
     has_mask = any(item.get("mask") is not None for item in gallery)
     ncols = 1 + len(columns) + int(has_mask)
-    fig, axes = plt.subplots(n, ncols, figsize=(2.4 * ncols, 2.4 * n), squeeze=False)
+    # constrained layout keeps the title clear of the first row's titles (tight_layout
+    # let them overlap from about eight rows on)
+    fig, axes = plt.subplots(n, ncols, figsize=(2.4 * ncols, 2.4 * n), squeeze=False,
+                             layout="constrained")  # fmt: skip
     for i, item in enumerate(gallery):
         img = np.asarray(item["image"])
         axes[i, 0].imshow(img, cmap="gray")
@@ -203,7 +205,6 @@ def gradcam_figure(gallery: Sequence[Mapping], title: str, columns=("gradcam", "
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -213,7 +214,7 @@ def sample_grid(records, per_class: int = 4, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(len(CLASSES), per_class, figsize=(2 * per_class, 2 * len(CLASSES)),
-                             squeeze=False)  # fmt: skip
+                             squeeze=False, layout="constrained")  # fmt: skip
     for i, cls in enumerate(CLASSES):
         members = [r for r in records if r.label == cls]
         pick = rng.choice(len(members), size=min(per_class, len(members)), replace=False)
@@ -226,7 +227,6 @@ def sample_grid(records, per_class: int = 4, seed: int = 0):
                 ax.set_title(members[pick[j]].relpath.split("/")[-1], fontsize=7)
         axes[i, 0].set_ylabel(SHORT[cls])
     fig.suptitle("Sample images per class")
-    fig.tight_layout()
     return fig
 
 
@@ -250,7 +250,8 @@ def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
     """Pairs of images side by side; ``pairs`` holds ``(path_a, path_b, caption)``."""
     from brainlib.data import load_rgb
 
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False,
+                             layout="constrained")  # fmt: skip
     for row, (a, b, caption) in zip(axes, pairs, strict=True):
         for ax, rel in zip(row, (a, b), strict=True):
             ax.imshow(load_rgb(Path(root) / rel))
@@ -259,7 +260,6 @@ def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
             ax.set_title(rel, fontsize=6)
         row[0].set_ylabel(caption, fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 

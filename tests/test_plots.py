@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +87,34 @@ def test_gradcam_figure(tmp_path):
     assert len(fig.axes) == 2 * 4
     assert fig.axes[1].get_title() == "Grad-CAM" and fig.axes[2].get_title() == "Grad-CAM++"
     _check_saved(fig, tmp_path, "f5")
+
+
+def _clashes_with_the_title(fig):
+    """Axes and axes titles whose drawn box overlaps the figure's title."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top = fig.get_suptitle() and fig._suptitle.get_window_extent(renderer)
+    return [ax.get_title() for ax in fig.axes
+            if ax.get_window_extent(renderer).overlaps(top)
+            or (ax.get_title() and ax.title.get_window_extent(renderer).overlaps(top))]  # fmt: skip
+
+
+@pytest.mark.parametrize("rows", [1, 8])
+def test_figure5_title_stays_clear_of_the_first_row(rows):
+    """Eight rows (a correct and a wrong image per class, as the real runs draw) once put
+    the title over the first row's titles with tight_layout."""
+    img = np.zeros((64, 64, 3), np.uint8)
+    cam = np.random.default_rng(0).random((64, 64))
+    caption = "glioma_tumor -> meningioma_tumor (WRONG)"
+    item = {"image": img, "gradcam": cam, "gradcam++": cam, "caption": caption}
+    fig = plots.gradcam_figure(
+        [item] * rows, "Figure 5. Grad-CAM and Grad-CAM++: ResNet50V2 (base)"
+    )
+    assert _clashes_with_the_title(fig) == []
+    plt.close(fig)
+
+
+def test_other_titled_figures_keep_their_title_clear():
+    fig = plots.confusion_matrices(np.eye(4, dtype=int) * 5, "SE")
+    assert _clashes_with_the_title(fig) == []
+    plt.close(fig)
