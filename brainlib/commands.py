@@ -287,10 +287,11 @@ def _evaluate_external(args, profile) -> int:
 
 
 def _draw_replication_figure(root):
-    """``<root>/replication_runs.png``: every exported run's test accuracy (README, book)."""
-    from brainlib import plots, results
+    """``<root>/replication_runs.png``: every exported run's test accuracy, the runs that
+    miss the convergence rule hollow (README, book)."""
+    from brainlib import answers, plots
 
-    fig = plots.replication_runs(results.load(root))
+    fig = plots.replication_runs(answers.Grid.open(root).judged())
     return plots.save(fig, root, "replication_runs")[0]
 
 

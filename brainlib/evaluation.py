@@ -327,6 +327,10 @@ def paired_predictions(folder_a: str | Path, folder_b: str | Path):
 
 
 GROUPS = (*CLASSES, "overall")
+#: The book's names for the table's metrics (per class, "accuracy" is the paper's column,
+#: which equals the F1 score: chapter 4; overall it is the accuracy)
+METRIC_LABELS = {"precision": "Precision", "recall": "Recall", "f1": "F1", "auc": "AUC",
+                 "accuracy": "Accuracy"}  # fmt: skip
 
 
 def metrics_table(metrics: dict):
@@ -370,6 +374,7 @@ def paper_table(metrics: dict):
 
     frame = paper_comparison(metrics).reset_index()
     frame["group"] = frame["group"].map(lambda g: CLASS_LABELS.get(g, "Overall"))
+    frame["metric"] = frame["metric"].map(lambda m: METRIC_LABELS.get(m, m))
     return table(frame, {"group": "Class", "metric": "Metric", "paper": "Paper",
                          "replication": "Replication", "difference": "Difference",
                          "95% CI": "95% interval"})  # fmt: skip

@@ -13,6 +13,7 @@ and SVG.
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -130,27 +131,47 @@ def confusion_matrices(matrix: Sequence[Sequence[int]], title: str):
 
 
 def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | None = None):
-    """Test accuracy of every run (one dot per seed) by split and model, with 95% CIs.
+    """Test accuracy of every run (one dot per seed) by split and model, with mean +- sd.
 
-    ``frame`` has one row per run (``brainlib.results.load``); the paper's
-    accuracies, if given, are drawn as dashed lines.
+    ``frame`` has one row per run (``brainlib.results.load``); with a boolean
+    ``converged`` column (:meth:`brainlib.answers.Grid.judged`) the runs that miss the
+    convergence rule are drawn hollow and left out of the mean and sd, as the answers
+    leave them out. The paper's accuracies, if given, are drawn as dashed lines.
     """
     sns.set_theme(style="whitegrid", context="notebook")
     d = frame.assign(model=frame["model"].map(MODEL_LABEL), split=frame["split"].map(SPLIT_LABEL))
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    d["ok"] = d["converged"].astype(bool) if "converged" in d else True
     order = [s for s in SPLIT_LABEL.values() if s in set(d["split"])]
-    hue_order = [MODEL_LABEL[v] for v in VARIANTS]
-    sns.pointplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
-                  dodge=0.4, linestyle="none", errorbar="sd", markers="_", markersize=20,
-                  palette="deep", ax=ax, legend=False)  # fmt: skip
-    sns.stripplot(data=d, x="split", y="accuracy", hue="model", order=order, hue_order=hue_order,
-                  dodge=True, jitter=0.08, size=7, palette="deep", ax=ax)  # fmt: skip
-    for v, colour in zip(VARIANTS, sns.color_palette("deep"), strict=False):
+    models = [MODEL_LABEL[v] for v in VARIANTS if MODEL_LABEL[v] in set(d["model"])]
+    colours = dict(zip([MODEL_LABEL[v] for v in VARIANTS], sns.color_palette("deep"), strict=False))
+    jitter = np.random.default_rng(0)  # the same picture every time
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for j, model in enumerate(models):
+        c = colours[model]
+        for i, split in enumerate(order):
+            x = i + (j - (len(models) - 1) / 2) * 0.3
+            runs = d[(d["model"] == model) & (d["split"] == split)]
+            ok = runs.loc[runs["ok"], "accuracy"]
+            if len(ok):
+                sd = ok.std(ddof=1) if len(ok) > 1 else 0.0
+                ax.errorbar(x, ok.mean(), yerr=sd, fmt="_", markersize=20, color=c, lw=1.5,
+                            zorder=2)  # fmt: skip
+            xs = x + jitter.uniform(-0.05, 0.05, len(runs))
+            ax.scatter(xs, runs["accuracy"], s=45, zorder=3, edgecolors=[c] * len(runs),
+                       facecolors=[c if k else "none" for k in runs["ok"]], linewidths=1.5,
+                       label=model if i == 0 else None)  # fmt: skip
+    if not d["ok"].all():
+        ax.scatter([], [], s=45, facecolors="none", edgecolors="grey", linewidths=1.5,
+                   label="not converged (not in the bars)")  # fmt: skip
+    for v in VARIANTS:
         if paper_accuracy and v in paper_accuracy:
-            ax.axhline(paper_accuracy[v], ls="--", lw=1, color=colour,
+            ax.axhline(paper_accuracy[v], ls="--", lw=1, color=colours[MODEL_LABEL[v]],
                        label=f"paper, {MODEL_LABEL[v]} ({paper_accuracy[v]:.3f})")  # fmt: skip
-    ax.set(xlabel="", ylabel="Test accuracy",
-           title="Test accuracy per run (dots: seeds; bars: mean +- sd)")  # fmt: skip
+    ax.set_xticks(range(len(order)), [textwrap.fill(s, 20) for s in order])
+    ax.set_xlim(-0.5, len(order) - 0.5)
+    ax.grid(False, axis="x")
+    title = "Test accuracy per run (dots: seeds; bars: mean ± sd of the converged runs)"
+    ax.set(xlabel="", ylabel="Test accuracy", title=title)
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
@@ -263,14 +284,22 @@ def duplicate_pairs(pairs: Sequence[tuple], root: str | Path, title: str):
     return fig
 
 
+#: The heatmaps' names in the deletion figure, in its legend's order
+HEATMAP_LABEL = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "random": "random",
+                 "random_in_brain": "random in brain"}  # fmt: skip
+
+
 def deletion_curves(table: pd.DataFrame):
     """Accuracy as the most salient pixels are blanked, per heatmap and model (mean over runs).
 
     ``table`` is :func:`brainlib.answers.saliency_table` (its ``curve`` column maps
-    blanked fraction -> accuracy; rows without one are skipped).
+    blanked fraction -> accuracy; rows without one are skipped). A heatmap that fewer of a
+    model's runs have (the in-brain baseline is missing from older runs) says over how
+    many its mean is taken.
     """
     sns.set_theme(style="whitegrid", context="notebook")
-    rows = [{"model": MODEL_LABEL[r.model], "heatmap": r.method, "blanked": f, "accuracy": a}
+    rows = [{"model": MODEL_LABEL[r.model], "heatmap": r.method, "run": r.run, "blanked": f,
+             "accuracy": a}
             for r in table.itertuples() if isinstance(r.curve, dict)
             for f, a in r.curve.items()]  # fmt: skip
     d = pd.DataFrame(rows)
@@ -278,11 +307,16 @@ def deletion_curves(table: pd.DataFrame):
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.6), sharey=True,
                              squeeze=False)  # fmt: skip
     for ax, model in zip(axes[0], models, strict=True):
-        sns.lineplot(data=d[d["model"] == model], x="blanked", y="accuracy", hue="heatmap",
-                     hue_order=[h for h in ("gradcam", "gradcam++", "random", "random_in_brain")
-                                if h in set(d["heatmap"])], marker="o", errorbar=None,
-                     ax=ax)  # fmt: skip
+        m = d[d["model"] == model]
+        runs, most = m.groupby("heatmap")["run"].nunique(), m["run"].nunique()
+        names = {h: HEATMAP_LABEL.get(h, h) + ("" if n == most else f" ({n} of {most} runs)")
+                 for h, n in runs.items()}  # fmt: skip
+        order = [names[h] for h in HEATMAP_LABEL if h in names]
+        sns.lineplot(data=m.assign(heatmap=m["heatmap"].map(names)), x="blanked", y="accuracy",
+                     hue="heatmap", hue_order=order, marker="o", errorbar=None, ax=ax)  # fmt: skip
         ax.set(title=model, xlabel="share of pixels blanked (most salient first)",
                ylabel="test accuracy")  # fmt: skip
+        # the curves fall from the upper left: the lower left corner is free
+        ax.legend(title="heatmap", loc="lower left", fontsize=7, title_fontsize=8)
     fig.tight_layout()
     return fig

@@ -82,7 +82,7 @@ figures_dir = None  # where to save the landing page's figure (the pipeline sets
 from IPython.display import Image, Markdown, display
 
 from brainlib import answers, evaluation, paper, plots, results
-from brainlib.display import glue
+from brainlib.display import glue, shown
 
 results_dir = results.committed(results_dir)  # fetched where the repository is not
 
@@ -214,7 +214,7 @@ glue("deletion", plots.deletion_curves(answers.saliency_table(grid)) if a.table 
 
 # %% tags=["hide-input"]
 _ = answers.distance_from_paper(grid).show()
-fig = plots.replication_runs(grid.frame)
+fig = plots.replication_runs(grid.judged())
 if figures_dir:
     _ = plots.save(fig, figures_dir, "replication_runs")
 glue("replication_runs", fig, display=False)
@@ -223,7 +223,8 @@ glue("replication_runs", fig, display=False)
 # ```{glue:figure} replication_runs
 # :name: replication-runs
 #
-# Test accuracy of every run the page read, by split and model (dots: seeds).
+# Test accuracy of every run the page read, by split and model (dots: seeds;
+# hollow: runs that miss the convergence rule, left out of the bars as of the answers).
 # ```
 
 # %% [markdown]
@@ -244,7 +245,8 @@ for v, folder in drawn.items():
     if folder is None:
         glue(f"table_{v}", Markdown(f"(no converged {v} run on the paper's split yet)"))
         continue
-    glue(f"table_{v}", evaluation.paper_table(evaluation.read_metrics(folder)), display=False)
+    glue(f"table_{v}", shown(evaluation.paper_table(evaluation.read_metrics(folder))),
+         display=False)  # fmt: skip
 hist = {v: results.full_history(grid.root, f) for v, f in drawn.items() if f}
 gap = paper.reported()["training"]["final_accuracy_gap"]
 if hist:

@@ -104,6 +104,7 @@ def test_paper_table_puts_paper_and_replication_together(hand_case):
     assert list(human.columns) == ["Class", "Metric", "Paper", "Replication", "Difference",
                                    "95% interval"]  # fmt: skip
     assert "nan" not in human.to_string().lower() and human["Class"].iloc[0] == "Glioma tumor"
+    assert list(human["Metric"].iloc[:5]) == ["Precision", "Recall", "F1", "AUC", "Accuracy"]
 
 
 def _write_predictions(folder, frame):

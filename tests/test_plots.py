@@ -118,3 +118,35 @@ def test_other_titled_figures_keep_their_title_clear():
     fig = plots.confusion_matrices(np.eye(4, dtype=int) * 5, "SE")
     assert _clashes_with_the_title(fig) == []
     plt.close(fig)
+
+
+def test_deletion_curves_name_heatmaps_and_the_runs_behind_each_mean():
+    curve = {0.0: 0.9, 0.5: 0.4}
+    rows = [{"run": run, "model": "se", "method": h, "curve": curve}
+            for run, methods in (("se-paper-seed1", ("gradcam", "random", "random_in_brain")),
+                                 ("se-paper-seed2", ("gradcam", "random")))
+            for h in methods]  # fmt: skip
+    rows.append({"run": "se-paper-seed1", "model": "se", "method": "randomised: top"})
+    fig = plots.deletion_curves(pd.DataFrame(rows))
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["Grad-CAM", "random", "random in brain (1 of 2 runs)"]
+    assert ax.get_title() == "ResNet50V2-SE"
+    plt.close(fig)
+
+
+def test_replication_runs_leaves_unconverged_runs_out_of_the_bars():
+    frame = pd.DataFrame({"model": ["se", "se", "se", "base"], "split": ["paper"] * 4,
+                          "seed": [1, 2, 3, 1], "accuracy": [0.9, 0.8, 0.5, 0.7],
+                          "converged": [True, True, False, True]})  # fmt: skip
+    fig = plots.replication_runs(frame)
+    (ax,) = fig.axes
+    se_bar, base_bar = ax.containers
+    assert se_bar.lines[0].get_ydata()[0] == pytest.approx(0.85)  # 0.5 is left out
+    assert base_bar.lines[0].get_ydata()[0] == pytest.approx(0.7)
+    se_dots = ax.collections[1]  # after the SE bar's line collection
+    faces = se_dots.get_facecolors()
+    assert len(faces) == 3 and faces[2][3] == 0 and faces[0][3] > 0  # the third is hollow
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "not converged (not in the bars)" in labels
+    plt.close(fig)

@@ -96,6 +96,10 @@ class Grid:
                 f"measure the schedules too; the runs table gives each run's): "
                 f"{', '.join(names)}."]  # fmt: skip
 
+    def judged(self):
+        """The runs with their convergence verdict (``converged``), for the runs figure."""
+        return self.frame.assign(converged=self.verdicts["converged"].to_numpy())
+
     def converged(self, split: str | None = None, model: str | None = None):
         ok = self.frame[self.verdicts["converged"].to_numpy()]
         if split is not None:
