@@ -286,28 +286,29 @@ def _evaluate_external(args, profile) -> int:
     return 0
 
 
-def _draw_replication_figure(root):
+def _draw_replication_figure(grid):
     """``<root>/replication_runs.png``: every exported run's test accuracy, the runs that
-    miss the convergence rule hollow (README, book)."""
-    from brainlib import answers, plots
+    miss the convergence rule hollow (README, book); ``grid``: the opened export."""
+    from brainlib import plots
 
-    fig = plots.replication_runs(answers.Grid.open(root).judged())
-    return plots.save(fig, root, "replication_runs")[0]
+    fig = plots.replication_runs(grid.judged())
+    return plots.save(fig, grid.root, "replication_runs")[0]
 
 
 def cmd_export(args) -> int:
     from brainlib import answers
-    from brainlib.results import REPLICATION_PROFILE, check_metrics, export
+    from brainlib.results import REPLICATION_PROFILE, export
 
     profile = _profile(args)
     out = export(args.runs, profile, args.out, partial=args.partial, replace=args.replace)
-    print(f"{check_metrics(out)} runs -> {out}")
-    print(f"figure: {_draw_replication_figure(out)}")
+    grid = answers.Grid.open(out)  # checks every run's metrics against its predictions
+    print(f"{len(grid.frame)} runs -> {out}")
+    print(f"figure: {_draw_replication_figure(grid)}")
     readme = Path(args.readme) if args.readme else None
     if readme is None and profile.name == REPLICATION_PROFILE and Path("README.md").is_file():
         readme = Path("README.md")
     if readme is not None:
-        block = answers.readme_block(answers.Grid.open(out))
+        block = answers.readme_block(grid)
         changed = answers.write_readme_block(readme, block)
         print(f"{readme}: results block {'rewritten' if changed else 'unchanged'}")
     return 0

@@ -144,7 +144,7 @@ def test_replication_runs_leaves_unconverged_runs_out_of_the_bars():
     se_bar, base_bar = ax.containers
     assert se_bar.lines[0].get_ydata()[0] == pytest.approx(0.85)  # 0.5 is left out
     assert base_bar.lines[0].get_ydata()[0] == pytest.approx(0.7)
-    se_dots = ax.collections[1]  # after the SE bar's line collection
+    se_dots = next(c for c in ax.collections if len(c.get_offsets()) == 3)  # SE's 3 runs
     faces = se_dots.get_facecolors()
     assert len(faces) == 3 and faces[2][3] == 0 and faces[0][3] > 0  # the third is hollow
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
