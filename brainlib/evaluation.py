@@ -249,14 +249,9 @@ def confusion(y_true, proba, normalize: str | None = None) -> np.ndarray:
     return confusion_matrix(y_true, pred, labels=list(range(len(CLASSES))), normalize=normalize)
 
 
-def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap CIs over the test images for every cell of :func:`per_class_table`.
-
-    Resamples images with replacement (seeded: the same seed gives the same
-    intervals). Returns ``(low, high)`` DataFrames shaped like the table.
-    """
-    import pandas as pd
-
+def bootstrap_replicates(y_true, proba, n_resamples: int = 1000, seed: int = 0):
+    """:func:`per_class_table` of ``n_resamples`` bootstrap samples of the test images
+    (with replacement, seeded), stacked: an array ``(n_resamples, rows, columns)``."""
     y = np.asarray(y_true)
     proba = np.asarray(proba)
     rng = np.random.default_rng(seed)
@@ -264,18 +259,37 @@ def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level
     for _ in range(n_resamples):
         idx = rng.integers(0, len(y), len(y))
         tables.append(per_class_table(y[idx], proba[idx]).to_numpy(dtype=np.float64))
-    stack = np.stack(tables)
-    template = per_class_table(y, proba)
-    alpha = (1 - level) / 2
+    return np.stack(tables)
+
+
+def bootstrap_table(y_true, proba, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                    mc_error: bool = False):  # fmt: skip
+    """Percentile bootstrap CIs over the test images for every cell of :func:`per_class_table`.
+
+    Resamples images with replacement (seeded: the same seed gives the same
+    intervals). Returns ``(low, high)`` DataFrames shaped like the table; with
+    ``mc_error`` also a third, the Monte Carlo error of each cell's endpoints
+    (:func:`brainlib.pooled.endpoint_mc_error`: the digits an endpoint may be printed to).
+    """
     import warnings
 
+    import pandas as pd
+
+    from brainlib.pooled import endpoint_mc_error
+
+    stack = bootstrap_replicates(y_true, proba, n_resamples, seed)
+    template = per_class_table(np.asarray(y_true), np.asarray(proba))
+    alpha = (1 - level) / 2
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells (e.g. per-class auc_micro)
         low = np.nanquantile(stack, alpha, axis=0)
         high = np.nanquantile(stack, 1 - alpha, axis=0)
-    lo = pd.DataFrame(low, index=template.index, columns=template.columns)
-    hi = pd.DataFrame(high, index=template.index, columns=template.columns)
-    return lo, hi
+    frames = [pd.DataFrame(a, index=template.index, columns=template.columns) for a in (low, high)]
+    if mc_error:
+        err = [[endpoint_mc_error(stack[:, i, j], level) for j in range(stack.shape[2])]
+               for i in range(stack.shape[1])]  # fmt: skip
+        frames.append(pd.DataFrame(err, index=template.index, columns=template.columns))
+    return tuple(frames)
 
 
 def accuracy_column_evidence():
@@ -361,18 +375,42 @@ def paper_comparison(metrics: dict, metrics_shown=("precision", "recall", "f1", 
                     "paper": reported_value,
                     "replication": value,
                     "difference": None if pd.isna(reported_value) else value - reported_value,
-                    "95% CI": "n/a" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]",
+                    "95% CI": _interval_cell(
+                        lo, hi, metrics.get("ci_mc_error", {}).get(group, {}).get(m)
+                    ),
                 }
             )
     return pd.DataFrame(rows).set_index(["group", "metric"])
 
 
+def shown_mc_errors(metrics: dict, metrics_shown=("precision", "recall", "f1", "auc", "accuracy")):
+    """The Monte Carlo errors of the interval endpoints :func:`paper_table` shows (none
+    for a ``metrics.json`` that keeps no errors)."""
+    err = metrics.get("ci_mc_error", {})
+    return [err[g][m] for g in GROUPS if g in err for m in metrics_shown
+            if err[g].get(m) is not None]  # fmt: skip
+
+
+def _interval_cell(lo, hi, mc_error) -> str:
+    """``[0.93, 0.98]``: an interval to the decimals its Monte Carlo error allows
+    (:func:`brainlib.display.decimals`; three where ``metrics.json`` keeps no error)."""
+    from brainlib.display import bracket, decimals
+
+    if lo is None or hi is None:
+        return "n/a"
+    return bracket(lo, hi, decimals(float("nan") if mc_error is None else mc_error, scale=1))
+
+
 def paper_table(metrics: dict):
-    """:func:`paper_comparison` as the book shows it: human headers, three decimals, the
-    paper's missing values as a dash."""
-    from brainlib.display import table
+    """:func:`paper_comparison` as the book shows it: human headers, three decimals (the
+    paper's), the difference signed, each interval to the decimals its Monte Carlo error
+    allows, the paper's missing values as a dash."""
+    from brainlib.display import signed, table
 
     frame = paper_comparison(metrics).reset_index()
+    frame["difference"] = [
+        "–" if v is None or not np.isfinite(v) else signed(v, 3) for v in frame["difference"]
+    ]
     frame["group"] = frame["group"].map(lambda g: CLASS_LABELS.get(g, "Overall"))
     frame["metric"] = frame["metric"].map(lambda m: METRIC_LABELS.get(m, m))
     return table(frame, {"group": "Class", "metric": "Metric", "paper": "Paper",
@@ -397,7 +435,11 @@ def evaluate_run(
     if not force and done.is_file() and (folder / PREDICTIONS).is_file():
         old = read_json(done)
         same = old.get("bootstrap", {}) == {"resamples": n_resamples, "seed": seed, "level": 0.95}
-        if same and done.stat().st_mtime >= (folder / PREDICTIONS).stat().st_mtime:
+        if (
+            same
+            and "ci_mc_error" in old
+            and done.stat().st_mtime >= (folder / PREDICTIONS).stat().st_mtime
+        ):
             return old
     frame = predict_run(folder, data_dir=data_dir)
     result = {**runs.identity(runs.read_meta(folder)), **scores(frame, n_resamples, seed)}
@@ -409,7 +451,7 @@ def scores(frame, n_resamples: int = 1000, seed: int = 0) -> dict:
     """Tables 1-2 of a predictions frame, its bootstrap CIs and confusion matrix (JSON-ready)."""
     y, proba = labels_and_proba(frame)
     table = per_class_table(y, proba)
-    low, high = bootstrap_table(y, proba, n_resamples, seed)
+    low, high, mc_error = bootstrap_table(y, proba, n_resamples, seed, mc_error=True)
 
     def clean(df):
         return json.loads(df.to_json(orient="index"))
@@ -422,6 +464,7 @@ def scores(frame, n_resamples: int = 1000, seed: int = 0) -> dict:
         "table": clean(table),
         "ci_low": clean(low),
         "ci_high": clean(high),
+        "ci_mc_error": clean(mc_error),
         "bootstrap": {"resamples": n_resamples, "seed": seed, "level": 0.95},
         "confusion_matrix": confusion(y, proba).tolist(),
         "classes": list(CLASSES),

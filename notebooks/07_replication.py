@@ -234,7 +234,11 @@ glue("replication_runs", fig, display=False)
 # (named below): the paper's per-class table beside it, with 95% bootstrap
 # intervals over the test images (the paper's "accuracy" column is the F1
 # score: chapter 4), its training curves over the whole schedule, its
-# confusion matrix and its Grad-CAM gallery.
+# confusion matrix and its Grad-CAM gallery. Values carry the paper's three
+# decimals; each interval is printed to the decimals its Monte Carlo error
+# allows (the endpoints' errors at these runs' resamples: {glue:text}`table_mc`;
+# a digit is printed where it is more than twice the error). The intervals
+# are per run and per cell, unadjusted: descriptive, not tests.
 
 # %% tags=["hide-input"]
 drawn = {v: answers.figures_run(grid, v) for v in ("se", "base")}
@@ -247,6 +251,10 @@ for v, folder in drawn.items():
         continue
     glue(f"table_{v}", shown(evaluation.paper_table(evaluation.read_metrics(folder))),
          display=False)  # fmt: skip
+mc = [
+    e for f in drawn.values() if f for e in evaluation.shown_mc_errors(evaluation.read_metrics(f))
+]
+glue("table_mc", f"{min(mc):.4f} to {max(mc):.4f}" if mc else "not recorded", display=False)
 hist = {v: results.full_history(grid.root, f) for v, f in drawn.items() if f}
 gap = paper.reported()["training"]["final_accuracy_gap"]
 if hist:

@@ -105,6 +105,45 @@ def test_paper_table_puts_paper_and_replication_together(hand_case):
                                    "95% interval"]  # fmt: skip
     assert "nan" not in human.to_string().lower() and human["Class"].iloc[0] == "Glioma tumor"
     assert list(human["Metric"].iloc[:5]) == ["Precision", "Recall", "F1", "AUC", "Accuracy"]
+    assert all(d == "–" or d[0] in "+-" for d in human["Difference"])  # signed
+
+
+def test_paper_table_prints_each_interval_to_the_digits_its_monte_carlo_error_allows(hand_case):
+    y, proba = hand_case
+    frame = pd.DataFrame(proba, columns=list(PROB_COLUMNS)).assign(
+        **{"class": [CLASSES[k] for k in y]})  # fmt: skip
+    metrics = {"variant": "se", **_scores(frame, n_resamples=400)}
+    err = metrics["ci_mc_error"]
+    assert set(err) == set(metrics["ci_low"]) and err["overall"]["accuracy"] >= 0
+    lo, hi = metrics["ci_low"]["overall"]["accuracy"], metrics["ci_high"]["overall"]["accuracy"]
+    err["overall"]["accuracy"], err["overall"]["auc"] = 0.004, 0.0001  # 2 x 0.004 < 0.01
+    err["glioma_tumor"]["recall"] = 0.03  # 2 x 0.03 >= 0.01: one decimal
+    human = paper_table(metrics).set_index(["Class", "Metric"])["95% interval"]
+    assert human[("Overall", "Accuracy")] == f"[{lo:.2f}, {hi:.2f}]"
+    assert len(human[("Overall", "AUC")].split(",")[0]) == len("[0.123")
+    assert len(human[("Glioma tumor", "Recall")].split(",")[0]) == len("[0.1")
+    from brainlib.evaluation import shown_mc_errors
+
+    assert len(shown_mc_errors(metrics)) == 5 * 5 and 0.03 in shown_mc_errors(metrics)
+    del metrics["ci_mc_error"]  # a metrics.json from before the errors were kept: three
+    assert paper_table(metrics).set_index(["Class", "Metric"])["95% interval"][
+        ("Overall", "Accuracy")] == f"[{lo:.3f}, {hi:.3f}]"  # fmt: skip
+    assert shown_mc_errors(metrics) == []
+
+
+def test_the_stored_monte_carlo_errors_are_those_of_the_bootstrap_replicates():
+    from brainlib.evaluation import bootstrap_replicates
+    from brainlib.pooled import endpoint_mc_error
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 120)
+    proba = rng.dirichlet(np.ones(4), 120)
+    proba[np.arange(80), y[:80]] += 1.0
+    _, _, err = bootstrap_table(y, proba, n_resamples=300, seed=1, mc_error=True)
+    stack = bootstrap_replicates(y, proba, 300, seed=1)
+    col = list(err.columns).index("accuracy")
+    expected = endpoint_mc_error(stack[:, -1, col])
+    assert err.loc["overall", "accuracy"] == pytest.approx(expected) and expected > 0.002
 
 
 def _write_predictions(folder, frame):
