@@ -124,12 +124,17 @@ def confusion_matrix(y_true, y_pred, n_classes=4):
     return counts
 
 
-def bootstrap_interval(statistic, y_true, y_pred, resamples=1000, seed=0, level=0.95):
+def bootstrap_values(statistic, y_true, y_pred, resamples=1000, seed=0):
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(resamples):
         drawn = rng.integers(0, len(y_true), len(y_true))  # test images, with replacement
         values.append(statistic(y_true[drawn], y_pred[drawn]))
+    return np.array(values)
+
+
+def bootstrap_interval(statistic, y_true, y_pred, resamples=1000, seed=0, level=0.95):
+    values = bootstrap_values(statistic, y_true, y_pred, resamples, seed)
     return np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
 
 
@@ -152,10 +157,44 @@ print(f"accuracy {accuracy(y, y_pred):.3f}, 95% interval [{low:.3f}, {high:.3f}]
 confusion_matrix(y, y_pred)
 
 # %% [markdown]
+# ## How many digits an interval holds
+#
+# A bootstrap interval is itself drawn at random: with another seed its
+# endpoints move a little. Their Monte Carlo error says by how much. Split the
+# resamples into 20 equal parts, take the endpoints of each part, and divide
+# their spread by the square root of 20 (the batch method). The book prints a
+# digit of an endpoint only where it is more than twice that error, so that a
+# re-run with another seed leaves the printed interval as it is
+# (`brainlib.display.decimals`; Tables 1-2 below follow it).
+
+
+# %% tags=["method"]
+def endpoint_mc_error(values, level=0.95, batches=20):
+    parts = np.array_split(np.asarray(values), batches)
+    ends = np.array([np.quantile(p, [(1 - level) / 2, (1 + level) / 2]) for p in parts])
+    return np.max(ends.std(axis=0, ddof=1) / np.sqrt(batches))  # the larger endpoint's
+
+
+def decimals(mc_error, most=3):
+    return next((d for d in range(most, -1, -1) if 2 * mc_error < 10.0**-d), 0)
+
+
+# %%
+values = bootstrap_values(accuracy, y, y_pred, boot["resamples"], boot["seed"])
+error = endpoint_mc_error(values)
+assert np.isclose(error, m["ci_mc_error"]["overall"]["accuracy"], rtol=0, atol=1e-9)
+d = decimals(error)
+print(
+    f"Monte Carlo error of the endpoints {error:.4f}: the interval holds {d} decimals, "
+    f"[{low:.{d}f}, {high:.{d}f}]"
+)
+
+# %% [markdown]
 # ## Table 1: the SE model, paper and replication
 #
 # `difference` = replication - paper. The overall row's precision, recall and
-# F1 are macro averages (the paper gives none).
+# F1 are macro averages (the paper gives none). Each interval is printed to the
+# decimals its own Monte Carlo error allows.
 
 # %%
 shown(evaluation.paper_table(metrics["se"]))

@@ -242,6 +242,18 @@ def test_the_notebooks_metrics_by_hand_are_the_packages():
     assert tuple(ours) == (low.loc["overall", "accuracy"], high.loc["overall", "accuracy"])
 
 
+def test_the_notebooks_monte_carlo_error_and_digits_are_the_packages():
+    import numpy as np
+
+    from brainlib import display, pooled
+
+    ns = method_namespace("04_evaluation")
+    values = np.random.default_rng(2).normal(0.9, 0.02, 2000)
+    assert ns["endpoint_mc_error"](values) == pytest.approx(pooled.endpoint_mc_error(values))
+    for err in (0.00004, 0.0004, 0.004, 0.04, 0.4):
+        assert ns["decimals"](err) == display.decimals(err, scale=1)
+
+
 def test_solutions_are_shown_but_not_executed_unless_asked():
     """`brainlib run` empties the solution cells for papermill and puts their code back in
     the executed notebook (no output); `--solutions` leaves them to run."""
