@@ -139,8 +139,8 @@ def test_the_stored_monte_carlo_errors_are_those_of_the_bootstrap_replicates():
     y = rng.integers(0, 4, 120)
     proba = rng.dirichlet(np.ones(4), 120)
     proba[np.arange(80), y[:80]] += 1.0
-    _, _, err = bootstrap_table(y, proba, n_resamples=300, seed=1, mc_error=True)
-    stack = bootstrap_replicates(y, proba, 300, seed=1)
+    _, _, err = bootstrap_table(y, proba, n_resamples=200, seed=1, mc_error=True)
+    stack = bootstrap_replicates(y, proba, 200, seed=1)
     col = list(err.columns).index("accuracy")
     expected = endpoint_mc_error(stack[:, -1, col])
     assert err.loc["overall", "accuracy"] == pytest.approx(expected) and expected > 0.002
