@@ -152,8 +152,8 @@ assert accuracy(y, y_pred) == m["accuracy"]
 assert (confusion_matrix(y, y_pred) == np.array(m["confusion_matrix"])).all()
 package = (m["ci_low"]["overall"]["accuracy"], m["ci_high"]["overall"]["accuracy"])
 assert np.allclose((low, high), package, rtol=0, atol=1e-9)  # JSON: 10 decimals
-print(f"accuracy {accuracy(y, y_pred):.3f}, 95% interval [{low:.3f}, {high:.3f}] "
-      f"from {boot['resamples']:,} resamples; confusion matrix:")  # fmt: skip
+print(f"accuracy {accuracy(y, y_pred):.3f}; its 95% interval from {boot['resamples']:,} "
+      "resamples is printed below, to the digits it holds; confusion matrix:")  # fmt: skip
 confusion_matrix(y, y_pred)
 
 # %% [markdown]

@@ -242,6 +242,7 @@ glue("replication_runs", fig, display=False)
 
 # %% tags=["hide-input"]
 drawn = {v: answers.figures_run(grid, v) for v in ("se", "base")}
+drawn_metrics = {v: evaluation.read_metrics(f) for v, f in drawn.items() if f}
 display(Markdown("Runs drawn: " + ", ".join(f"`{f.name}`" if f else f"no converged {v} run"
                                             for v, f in drawn.items()) + "."))  # fmt: skip
 for v, folder in drawn.items():
@@ -249,11 +250,9 @@ for v, folder in drawn.items():
     if folder is None:
         glue(f"table_{v}", Markdown(f"(no converged {v} run on the paper's split yet)"))
         continue
-    glue(f"table_{v}", shown(evaluation.paper_table(evaluation.read_metrics(folder))),
+    glue(f"table_{v}", shown(evaluation.paper_table(drawn_metrics[v])),
          display=False)  # fmt: skip
-mc = [
-    e for f in drawn.values() if f for e in evaluation.shown_mc_errors(evaluation.read_metrics(f))
-]
+mc = [e for m in drawn_metrics.values() for e in evaluation.shown_mc_errors(m)]
 glue("table_mc", f"{min(mc):.4f} to {max(mc):.4f}" if mc else "not recorded", display=False)
 hist = {v: results.full_history(grid.root, f) for v, f in drawn.items() if f}
 gap = paper.reported()["training"]["final_accuracy_gap"]
@@ -268,7 +267,7 @@ else:  # no converged run on the paper's split: the figures say so, not a stale 
         glue(key, Markdown("(no converged run on the paper's split)"), display=False)
     glue("stage_ends", "(none)", display=False)
 for v, folder in drawn.items():
-    m = evaluation.read_metrics(folder) if folder else None
+    m = drawn_metrics.get(v)
     glue(f"real_fig4_{v}", plots.confusion_matrices(m["confusion_matrix"], plots.MODEL_LABEL[v])
          if m else Markdown("(no run)"), display=False)  # fmt: skip
     jpg = [folder / f"figure5_gradcam.{e}" for e in ("jpg", "png")] if folder else []
