@@ -185,7 +185,7 @@ error = endpoint_mc_error(values)
 assert np.isclose(error, m["ci_mc_error"]["overall"]["accuracy"], rtol=0, atol=1e-9)
 d = decimals(error)
 print(
-    f"Monte Carlo error of the endpoints {error:.4f}: the interval holds {d} decimals, "
+    f"Monte Carlo error of the endpoints {error:.4f}: the interval holds {d} decimal{'s' * (d != 1)}, "
     f"[{low:.{d}f}, {high:.{d}f}]"
 )
 
