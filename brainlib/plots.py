@@ -92,14 +92,24 @@ def accuracy_gap(histories: Mapping[str, pd.DataFrame], paper_final_gap: float |
     """Figure 3: training minus validation accuracy per epoch; the final value marked."""
     sns.set_theme(style="whitegrid", context="notebook")
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    ends = []
     for model, h in histories.items():
         gap = h["accuracy"] - h["val_accuracy"]
         (line,) = ax.plot(
             h["epoch"], gap, marker="o", markersize=4, label=MODEL_LABEL.get(model, model)
         )
-        ax.annotate(f"{gap.iloc[-1]:.3f}", (h["epoch"].iloc[-1], gap.iloc[-1]),
-                    textcoords="offset points", xytext=(6, 4), color=line.get_color())  # fmt: skip
+        ends.append((gap.iloc[-1], h["epoch"].iloc[-1], line.get_color()))
         ax.scatter([h["epoch"].iloc[-1]], [gap.iloc[-1]], s=60, color=line.get_color(), zorder=3)
+    # the lowest final gap is labelled under its marker, the others above theirs, each on a
+    # white box: two curves that end close together do not print over each other's lines
+    lowest = min(ends)[0] if len(ends) > 1 else None
+    box = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85}
+    for value, epoch, color in ends:
+        below = value == lowest
+        ax.annotate(f"{value:.3f}", (epoch, value), textcoords="offset points",
+                    xytext=(0, -9 if below else 8), ha="center", va="top" if below else "bottom",
+                    color=color, fontsize=9, zorder=4,
+                    bbox=box)  # fmt: skip
     if paper_final_gap is not None:
         ax.axhline(paper_final_gap, ls="--", color="grey", lw=1,
                    label=f"paper's final gap ({paper_final_gap})")  # fmt: skip

@@ -49,6 +49,21 @@ def test_accuracy_gap_marks_the_final_value(histories, tmp_path):
     _check_saved(fig, tmp_path, "f3")
 
 
+def test_accuracy_gap_labels_of_close_final_values_do_not_overlap(histories):
+    # the real runs ended 0.043 and 0.048 apart by a few epochs: the labels printed over each
+    # other's markers; here both curves end at the same epoch, 0.005 apart
+    close = {
+        "se": histories["se"],
+        "base": histories["se"].assign(accuracy=lambda h: h.accuracy - 0.005),
+    }
+    fig = plots.accuracy_gap(close)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == 2 and not boxes[0].overlaps(boxes[1])
+    plt.close(fig)
+
+
 def test_confusion_matrices(tmp_path):
     fig = plots.confusion_matrices([[5, 1, 0, 0], [0, 6, 0, 0], [0, 0, 3, 0], [1, 0, 0, 4]], "SE")
     counts, norm = fig.axes[:2]
