@@ -139,6 +139,13 @@ def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
     g = _open(grid)
     assert answers.se_vs_base(g).numbers["seeds"] == [1]
     assert (1, 2) not in answers.leakage(g).numbers["base"]["placebo"]  # two schedules
+    # one seed per arm and no two paper seeds on one schedule: no placebo rows to point to
+    _set_profile(grid / "se-paper-seed2", max_epochs=40)
+    leak = answers.leakage(_open(grid))
+    assert not any(v["placebo"] for k, v in leak.numbers.items() if k in ("se", "base"))
+    assert "Placebo" not in " ".join(leak.table["Estimate"])
+    assert any("no placebo yet" in c for c in leak.caveats)
+    assert not any("placebo rows" in c for c in leak.caveats)
 
 
 def test_leakage_by_hand_with_its_checks(grid):

@@ -94,9 +94,13 @@ def leakage(grid: Grid) -> Answer:
                f"({links['linked_to_train']} to a training image); they count as "
                "'no duplicate' in this comparison."]  # fmt: skip
     if any(len(v["seeds"]) < 2 for v in numbers.values()):
+        chance = ("the placebo rows show how large a difference two trainings make by chance"
+                  if any(v["placebo"] for v in numbers.values()) else
+                  "no placebo yet, which needs two converged paper-split seeds of one model "
+                  "on one schedule to show how large a difference two trainings make by "
+                  "chance")  # fmt: skip
         caveats.append("One seed per arm: the intervals hold the test images' variance, not "
-                       "the training's; the placebo rows show how large a difference two "
-                       "trainings make by chance.")  # fmt: skip
+                       f"the training's; {chance}.")  # fmt: skip
     frame = show.table(pd.DataFrame(rows), {"model": "Model", "seeds": "Seeds",
                                             "estimate": "Estimate",
                                             "effect": "Leakage effect [95% interval]",
