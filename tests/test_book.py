@@ -282,11 +282,20 @@ def test_home_and_results_pages_render_in_headless_chromium(smoke_book, tmp_path
             over = driver.execute_script(TABLES_WIDER_THAN_THE_COLUMN)
             if over:
                 wide[page.name] = over
+            # captions name the paper's figures; Sphinx's own "Fig. N" would read
+            # "Fig. 6 Figure 3 on the real data"
+            numbered = driver.execute_script(VISIBLE_FIGURE_NUMBERS)
+            assert not numbered, f"{page.name} shows figure numbers: {numbered}"
         assert not wide, f"tables wider than the text column: {wide}"
     finally:
         driver.quit()
     (shots / "checked.json").write_text(json.dumps({"selenium": selenium.__version__}))
 
+
+VISIBLE_FIGURE_NUMBERS = """
+return Array.from(document.querySelectorAll('figcaption .caption-number'))
+  .filter(e => e.offsetParent !== null).map(e => e.innerText);
+"""
 
 TABLES_WIDER_THAN_THE_COLUMN = """
 const col = document.querySelector('article.bd-article') || document.querySelector('main');
