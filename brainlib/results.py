@@ -469,6 +469,19 @@ def full_history(root: str | Path, folder: str | Path):
     return pd.concat(parts, ignore_index=True)
 
 
+def stage_ends(histories: dict, labels: dict | None = None) -> str:
+    """Where each stage of whole-schedule histories (``full_history``) ends, in words:
+    "14 (real64), 26 (real128), 44 (real224)" when every history has the same stages,
+    else one such list per history, named by ``labels`` (key -> name)."""
+    ends = {
+        k: ", ".join(f"{e} ({s})" for s, e in h.groupby("stage", sort=False)["epoch"].max().items())
+        for k, h in histories.items()
+    }
+    if len(set(ends.values())) <= 1:
+        return next(iter(ends.values()), "(none)")
+    return "; ".join(f"{(labels or {}).get(k, k)}: {e}" for k, e in ends.items())
+
+
 def external_meta(frame, name: str) -> dict:
     """What the first run scored on the external set ``name`` says of the set: its size,
     classes per folder and the classes it lacks."""

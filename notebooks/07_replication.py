@@ -260,8 +260,7 @@ if hist:
     glue("real_fig1", plots.accuracy_curves(hist), display=False)
     glue("real_fig2", plots.loss_curves(hist), display=False)
     glue("real_fig3", plots.accuracy_gap(hist, gap), display=False)
-    stages = hist[next(iter(hist))].groupby("stage", sort=False)["epoch"].max()
-    glue("stage_ends", ", ".join(f"{e} ({s})" for s, e in stages.items()), display=False)
+    glue("stage_ends", results.stage_ends(hist, plots.MODEL_LABEL), display=False)
 else:  # no converged run on the paper's split: the figures say so, not a stale picture
     for key in ("real_fig1", "real_fig2", "real_fig3"):
         glue(key, Markdown("(no converged run on the paper's split)"), display=False)

@@ -250,6 +250,17 @@ def test_external_scores_pooled_over_seeds_with_and_without_overlap(grid):
     assert "cannot tell which cause" in a.caveats[0] and "1 of the external images" in a.caveats[0]
 
 
+def test_external_own_test_accuracy_is_that_of_the_scored_runs_only(grid):
+    _add_external(grid, ["se-paper-seed1"], {C, D})  # seed 2 converged but was not scored
+    g = _open(grid)
+    own = g.converged().set_index(["model", "split", "seed"])["accuracy"]
+    a = answers.external(g)
+    assert a.table.iloc[0]["Seeds"] == "1"
+    assert own[("se", "paper", 1)] != own[("se", "paper", 2)]  # so a pooled mean would show
+    assert a.table.iloc[0]["Own test set"] == f"{own[('se', 'paper', 1)]:.3f}"
+    assert f"against {own[('se', 'paper', 1)]:.3f} on its own test set" in a.sentence
+
+
 def _add_saliency(out, name, gradcam_area, random_area, spearman=None, in_brain=True):
     curve = {"fraction": [0.0, 0.5], "accuracy": [1.0, 0.5], "mean_true_probability": [1, 1]}
     s = {"images": 8, "cells": 7, "brain_area": {"mean": 0.6},

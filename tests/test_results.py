@@ -123,6 +123,11 @@ def test_export_carries_the_earlier_stages_of_a_progressive_run(grid, tmp_path):
     whole = results.full_history(out, out / final.name)  # the stage's 4 epochs, then 4 more
     assert list(whole["epoch"]) == list(range(1, 9)) and list(whole["stage"]) == ["smoke"] * 8
     assert [f.name for f, _ in results.stage_chain(out, out / final.name)] == [final.name] * 2
+    assert results.stage_ends({"se": whole}) == "8 (smoke)"
+    other = whole.assign(stage=["low"] * 3 + ["smoke"] * 5)
+    assert results.stage_ends({"se": whole, "base": whole}) == "8 (smoke)"  # the same: once
+    assert results.stage_ends({"se": other, "base": whole}, {"se": "SE"}) == (
+        "SE: 3 (low), 8 (smoke); base: 8 (smoke)")  # fmt: skip
 
 
 def _rows(val_losses, accuracies):
