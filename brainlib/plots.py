@@ -151,28 +151,35 @@ def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | 
     sns.set_theme(style="whitegrid", context="notebook")
     d = frame.assign(model=frame["model"].map(MODEL_LABEL), split=frame["split"].map(SPLIT_LABEL))
     d["ok"] = d["converged"].astype(bool) if "converged" in d else True
+    d["kept"] = d["kept"].astype(bool) | ~d["ok"] if "kept" in d else True
     order = [s for s in SPLIT_LABEL.values() if s in set(d["split"])]
     models = [MODEL_LABEL[v] for v in VARIANTS if MODEL_LABEL[v] in set(d["model"])]
     colours = dict(zip([MODEL_LABEL[v] for v in VARIANTS], sns.color_palette("deep"), strict=False))
     jitter = np.random.default_rng(0)  # the same picture every time
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for j, model in enumerate(models):
         c = colours[model]
         for i, split in enumerate(order):
             x = i + (j - (len(models) - 1) / 2) * 0.3
             runs = d[(d["model"] == model) & (d["split"] == split)]
-            ok = runs.loc[runs["ok"], "accuracy"]
+            ok = runs.loc[runs["ok"] & runs["kept"], "accuracy"]
             if len(ok):
                 sd = ok.std(ddof=1) if len(ok) > 1 else 0.0
                 ax.errorbar(x, ok.mean(), yerr=sd, fmt="_", markersize=20, color=c, lw=1.5,
                             zorder=2)  # fmt: skip
             xs = x + jitter.uniform(-0.05, 0.05, len(runs))
-            ax.scatter(xs, runs["accuracy"], s=45, zorder=3, edgecolors=[c] * len(runs),
-                       facecolors=[c if k else "none" for k in runs["ok"]], linewidths=1.5,
-                       label=model if i == 0 else None)  # fmt: skip
+            same = runs["kept"].to_numpy()  # a converged run of another schedule: a square
+            ax.scatter(xs[same], runs["accuracy"][same], s=45, zorder=3, edgecolors=c,
+                       facecolors=[c if k else "none" for k in runs["ok"][same]],
+                       linewidths=1.5, label=model if i == 0 else None)  # fmt: skip
+            ax.scatter(xs[~same], runs["accuracy"][~same], s=40, marker="s", zorder=3,
+                       edgecolors=c, facecolors="none", linewidths=1.5)  # fmt: skip
     if not d["ok"].all():
         ax.scatter([], [], s=45, facecolors="none", edgecolors="grey", linewidths=1.5,
                    label="not converged (not in the bars)")  # fmt: skip
+    if not d["kept"].all():
+        ax.scatter([], [], s=40, marker="s", facecolors="none", edgecolors="grey",
+                   linewidths=1.5, label="converged, other schedule (not in the bars)")  # fmt: skip
     for v in VARIANTS:
         if paper_accuracy and v in paper_accuracy:
             ax.axhline(paper_accuracy[v], ls="--", lw=1, color=colours[MODEL_LABEL[v]],
@@ -180,9 +187,10 @@ def replication_runs(frame: pd.DataFrame, paper_accuracy: Mapping[str, float] | 
     ax.set_xticks(range(len(order)), [textwrap.fill(s, 20) for s in order])
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.grid(False, axis="x")
-    title = "Test accuracy per run (dots: seeds; bars: mean ± sd of the converged runs)"
+    title = "Test accuracy per run (dots: seeds; bars: mean ± sd, converged, one schedule)"
     ax.set(xlabel="", ylabel="Test accuracy", title=title)
-    ax.legend(fontsize=8, loc="lower left")
+    # below the axes, so that it never covers a run (dots sit anywhere in the panel)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

@@ -224,7 +224,9 @@ glue("replication_runs", fig, display=False)
 # :name: replication-runs
 #
 # Test accuracy of every run the page read, by split and model (dots: seeds;
-# hollow: runs that miss the convergence rule, left out of the bars as of the answers).
+# hollow: runs that miss the convergence rule, left out of the bars as of the answers;
+# squares: converged runs of another schedule, left out of the bars so that a mean
+# holds one schedule).
 # ```
 
 # %% [markdown]

@@ -320,6 +320,24 @@ def test_distance_and_setup(grid):
     assert "start from random weights" in a.caveats[0]
 
 
+def test_distance_from_the_paper_averages_one_schedule_per_model(grid):
+    whole = answers.distance_from_paper(_open(grid))
+    _set_profile(grid / "se-paper-seed2", max_epochs=40)  # not today's schedule
+    a = answers.distance_from_paper(_open(grid))
+    assert a.table.iloc[0]["Seeds"] == "1" and a.table.iloc[1]["Seeds"] == "2"
+    assert a.runs == ["se-paper-seed1", "base-paper-seed1", "base-paper-seed2"]
+    assert a.caveats[-1] == (
+        "Left out so that a mean holds one schedule (the runs table gives each run's): "
+        "se-paper-seed2."
+    )
+    f = _open(grid).frame
+    acc = f.set_index(["model", "split", "seed"])["accuracy"]
+    se1 = acc[("se", "paper", 1)]
+    assert f"**SE** (mean of 1 seed): accuracy {se1:.3f} against" in a.sentence
+    assert f"{acc[('se', 'paper', 1)]:.3f}" != f"{(se1 + acc[('se', 'paper', 2)]) / 2:.3f}"
+    assert "Left out" not in " ".join(whole.caveats)
+
+
 @pytest.mark.parametrize(
     ("weights", "stand_in", "said"),
     [("imagenet", None, "ImageNet weights, as in the paper"),

@@ -165,3 +165,21 @@ def test_replication_runs_leaves_unconverged_runs_out_of_the_bars():
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "not converged (not in the bars)" in labels
     plt.close(fig)
+
+
+def test_replication_runs_draws_runs_of_another_schedule_as_squares_outside_the_bars():
+    frame = pd.DataFrame({"model": ["se"] * 3, "split": ["paper"] * 3, "seed": [1, 2, 3],
+                          "accuracy": [0.9, 0.8, 0.5], "converged": [True, True, False],
+                          "kept": [True, False, False]})  # fmt: skip
+    fig = plots.replication_runs(frame)
+    (ax,) = fig.axes
+    (bar,) = ax.containers
+    assert bar.lines[0].get_ydata()[0] == pytest.approx(0.9)  # 0.8: other schedule; 0.5: hollow
+    squares = [c for c in ax.collections if len(c.get_offsets()) == 1
+               and c.get_offsets()[0][1] == pytest.approx(0.8)]  # fmt: skip
+    assert len(squares) == 1
+    faces = squares[0].get_facecolors()
+    assert len(faces) == 0 or faces[0][3] == 0  # hollow
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "converged, other schedule (not in the bars)" in labels
+    plt.close(fig)

@@ -97,14 +97,41 @@ class Grid:
                 f"{', '.join(names)}."]  # fmt: skip
 
     def judged(self):
-        """The runs with their convergence verdict (``converged``), for the runs figure."""
-        return self.frame.assign(converged=self.verdicts["converged"].to_numpy())
+        """The runs with their convergence verdict (``converged``) and, of the converged
+        runs of each model and split, whether they are the one schedule a mean takes
+        (``kept``, :meth:`one_schedule`): for the runs figure."""
+        f = self.frame.assign(converged=self.verdicts["converged"].to_numpy())
+        ok = f[f["converged"]]
+        kept = {
+            d for _, g in ok.groupby(["model", "split"]) for d in self.one_schedule(g)["folder"]
+        }
+        return f.assign(kept=f["folder"].isin(kept).to_numpy())
+
+    def one_schedule(self, rows):
+        """Of ``rows`` (runs of :attr:`frame`), those trained on one schedule: today's
+        (:func:`brainlib.results.on_current_schedule`) where some are, else the schedule
+        with the most runs. A mean over them does not mix two schedules."""
+        if rows.empty:
+            return rows
+        today = {f: _on_current(self.root, f) for f in rows["folder"]}
+        best = max(rows.groupby("schedule", sort=False),
+                   key=lambda kv: (any(today[f] for f in kv[1]["folder"]), len(kv[1])))  # fmt: skip
+        return rows[rows["schedule"] == best[0]]
 
     def converged(self, split: str | None = None, model: str | None = None):
         ok = self.frame[self.verdicts["converged"].to_numpy()]
         if split is not None:
             ok = ok[ok["split"] == split]
         return ok if model is None else ok[ok["model"] == model]
+
+
+def _on_current(root, folder) -> bool:
+    from brainlib.config import ConfigError
+
+    try:
+        return res.on_current_schedule(root, folder)
+    except ConfigError:  # a profile profiles.toml no longer has: no "today" to match
+        return False
 
 
 def side_of_zero(r) -> int:
