@@ -30,8 +30,9 @@ def external(grid: Grid) -> Answer:
                                 "test set (`brainlib evaluate --external`).")  # fmt: skip
     name, rows, used, numbers = names[0], [], [], {}
     for (split, model), g in grid.converged().groupby(["split", "model"], sort=False):
-        preds = {int(r.seed): res.external_predictions(r.folder, name) for r in g.itertuples()}
-        preds = {s: p for s, p in preds.items() if p is not None}
+        scored = {r.folder: res.external_predictions(r.folder, name) for r in g.itertuples()}
+        g = grid.one_schedule(g[[scored[f] is not None for f in g["folder"]]])
+        preds = {int(r.seed): scored[r.folder] for r in g.itertuples()}  # one schedule
         if not preds:
             continue
         used += [runs.run_name(model, split, s) for s in preds]
@@ -43,8 +44,7 @@ def external(grid: Grid) -> Answer:
         acc = pl.mean_interval(table[f"correct_{model}"], n_resamples=grid.resamples)
         auc = pl.auc_interval(table["y"], proba, n_resamples=grid.resamples)
         acc_clean = pl.mean_interval(table[f"correct_{model}"][clean], n_resamples=grid.resamples)
-        # the own test set of the same runs (a converged run not scored here stays out)
-        internal = float(g.loc[g["seed"].astype(int).isin(preds), "accuracy"].mean())
+        internal = float(g["accuracy"].mean())  # the same runs' own test set
         numbers[(model, split)] = {
             "accuracy": acc,
             "auc": auc,
@@ -82,7 +82,7 @@ def external(grid: Grid) -> Answer:
     ]
     return Answer(question, sentence, frame, caveats, used,
                   "every converged run scored on the external set, pooled per model and "
-                  "training split", numbers)  # fmt: skip
+                  "training split, of one schedule", numbers)  # fmt: skip
 
 
 def _overlap_words(numbers: dict) -> str:
