@@ -62,6 +62,7 @@ class Grid:
         root = Path(root)
         frame = res.load(root)
         frame["schedule"] = [res.schedule(root, d) for d in frame["folder"]]
+        frame["today"] = [_on_current(root, d) for d in frame["folder"]]  # read once, here
         res.check_metrics(root)  # every accuracy and AUC recomputed from predictions.csv
         return cls(root, frame, verdict_table(frame), resamples)
 
@@ -113,9 +114,8 @@ class Grid:
         with the most runs. A mean over them does not mix two schedules."""
         if rows.empty:
             return rows
-        today = {f: _on_current(self.root, f) for f in rows["folder"]}
         best = max(rows.groupby("schedule", sort=False),
-                   key=lambda kv: (any(today[f] for f in kv[1]["folder"]), len(kv[1])))  # fmt: skip
+                   key=lambda kv: (kv[1]["today"].eq(True).any(), len(kv[1])))  # fmt: skip
         return rows[rows["schedule"] == best[0]]
 
     def converged(self, split: str | None = None, model: str | None = None):
@@ -125,13 +125,15 @@ class Grid:
         return ok if model is None else ok[ok["model"] == model]
 
 
-def _on_current(root, folder) -> bool:
+def _on_current(root, folder) -> bool | None:
+    """Whether a run is on its profile's schedule of today; ``None`` where
+    ``profiles.toml`` no longer has the profile (no "today" to hold it to)."""
     from brainlib.config import ConfigError
 
     try:
         return res.on_current_schedule(root, folder)
-    except ConfigError:  # a profile profiles.toml no longer has: no "today" to match
-        return False
+    except ConfigError:
+        return None
 
 
 def side_of_zero(r) -> int:

@@ -19,7 +19,7 @@ from brainlib.answers.core import (
     run_name,  # fmt: skip
     side_of_zero,
 )
-from brainlib.config import CLASSES, VARIANTS, ConfigError, load_profile
+from brainlib.config import CLASSES, VARIANTS, load_profile
 from brainlib.display import interval, listing, n_of
 from brainlib.paper import headline
 from brainlib.statistics import t_interval
@@ -77,13 +77,10 @@ def grid_to_train(grid: Grid) -> list[tuple[str, str, int]] | None:
     profile's ``splits`` x ``seeds``, both models) without a converged run on the schedule
     the profile has today (:func:`brainlib.results.on_current_schedule`): what is left to
     train, or to train again. ``None`` where ``profiles.toml`` no longer has the profile."""
-    f = grid.frame
-    ok = grid.verdicts["converged"].to_numpy()
-    try:
-        done = {(r.model, r.split, int(r.seed)) for r, c in zip(f.itertuples(), ok, strict=True)
-                if c and res.on_current_schedule(grid.root, r.folder)}  # fmt: skip
-    except ConfigError:  # a grid of a profile renamed or removed since: no "today" to hold
+    ok = grid.converged()
+    if ok["today"].isna().any():  # a grid of a profile renamed or removed since
         return None
+    done = {(r.model, r.split, int(r.seed)) for r in ok.itertuples() if r.today}
     splits, seeds = _grid_axes(grid)
     return [(m, s, seed) for s in splits for seed in seeds for m in VARIANTS
             if (m, s, seed) not in done]  # fmt: skip
@@ -279,7 +276,7 @@ def distance_from_paper(grid: Grid) -> Answer:
     for model in VARIANTS:
         every = grid.converged("paper", model)
         ok = grid.one_schedule(every)
-        left += [run_name(r) for r in every.itertuples() if r.folder not in set(ok["folder"])]
+        left += [run_name(r) for r in every.drop(ok.index).itertuples()]
         used += [run_name(r) for r in ok.itertuples()]
         if ok.empty:
             continue
