@@ -310,6 +310,29 @@ def test_a_saliency_gap_over_fewer_runs_says_over_how_many(grid):
     assert a.table.iloc[0]["Random in brain − heatmap [95% t, runs]"].endswith("2 of 3 runs")
 
 
+
+def test_grad_cam_numbers_average_runs_of_one_schedule_and_name_the_rest(grid):
+    _add_saliency(grid, "se-paper-seed1", 0.55, 0.75)
+    _add_saliency(grid, "se-paper-seed2", 0.60, 0.78)
+    _add_saliency(grid, "base-paper-seed1", 0.20, 0.90)  # another schedule: left out
+    _set_profile(grid / "base-paper-seed1", max_epochs=40)
+    a = answers.saliency(_open(grid))
+    assert a.runs == ["se-paper-seed1", "se-paper-seed2"]
+    assert "lowers accuracy faster than random heatmaps (+0.190" in a.sentence  # not 0.4
+    assert a.caveats[-1] == (
+        "Left out so that a mean holds one schedule (the runs table gives each run's): "
+        "base-paper-seed1."
+    )
+    assert set(answers.saliency_table(_open(grid))["run"]) == set(a.runs)
+
+
+def test_external_scores_pool_one_schedule_and_name_the_rest(grid):
+    _add_external(grid, ["se-paper-seed1", "se-paper-seed2"], {C, D})
+    _set_profile(grid / "se-paper-seed2", max_epochs=40)  # not today's schedule
+    a = answers.external(_open(grid))
+    assert a.table.iloc[0]["Seeds"] == "1" and a.runs == ["se-paper-seed1"]
+    assert a.caveats[-1].endswith("each run's): se-paper-seed2.")
+
 def test_distance_and_setup(grid):
     g = _open(grid)
     a = answers.distance_from_paper(g)

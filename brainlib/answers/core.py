@@ -136,6 +136,14 @@ def _on_current(root, folder) -> bool | None:
         return None
 
 
+def one_schedule_caveat(left: list[str]) -> list[str]:
+    """The caveat (or none) naming the runs :meth:`Grid.one_schedule` left out of a mean."""
+    if not left:
+        return []
+    return [f"Left out so that a mean holds one schedule (the runs table gives each "
+            f"run's): {', '.join(left)}."]  # fmt: skip
+
+
 def side_of_zero(r) -> int:
     """+1 (-1) where an interval lies above (below) zero, 0 where it holds zero or is NaN."""
     return 1 if r["low"] > 0 else -1 if r["high"] < 0 else 0

@@ -9,7 +9,8 @@ from brainlib import runs
 from brainlib.answers.core import (
     MODEL,
     Answer,
-    Grid,  # fmt: skip
+    Grid,
+    one_schedule_caveat,  # fmt: skip
 )
 from brainlib.config import CLASSES
 from brainlib.display import listing
@@ -28,10 +29,12 @@ def external(grid: Grid) -> Answer:
     if not names:
         return Answer(question, "Not measured yet: no run was scored on an external "
                                 "test set (`brainlib evaluate --external`).")  # fmt: skip
-    name, rows, used, numbers = names[0], [], [], {}
+    name, rows, used, numbers, left = names[0], [], [], {}, []
     for (split, model), g in grid.converged().groupby(["split", "model"], sort=False):
         scored = {r.folder: res.external_predictions(r.folder, name) for r in g.itertuples()}
-        g = grid.one_schedule(g[[scored[f] is not None for f in g["folder"]]])
+        every = g[[scored[f] is not None for f in g["folder"]]]
+        g = grid.one_schedule(every)
+        left += [runs.run_name(model, split, int(r.seed)) for r in every.drop(g.index).itertuples()]
         preds = {int(r.seed): scored[r.folder] for r in g.itertuples()}  # one schedule
         if not preds:
             continue
@@ -78,7 +81,8 @@ def external(grid: Grid) -> Answer:
         "dataset (its duplicates included); it cannot tell which cause (label "
         "conventions, acquisition, leakage) is behind it. "
         + _overlap_words(numbers)
-        + " Intervals: bootstrap over images, pooled over seeds; secondary, unadjusted."
+        + " Intervals: bootstrap over images, pooled over seeds; secondary, unadjusted.",
+        *one_schedule_caveat(left),
     ]
     return Answer(question, sentence, frame, caveats, used,
                   "every converged run scored on the external set, pooled per model and "

@@ -16,6 +16,7 @@ from brainlib.answers.core import (
     SECONDARY,
     Answer,
     Grid,
+    one_schedule_caveat,
     run_name,  # fmt: skip
     side_of_zero,
 )
@@ -292,10 +293,7 @@ def distance_from_paper(grid: Grid) -> Answer:
                         f"against the paper's {r.paper_acc:.3f} "
                         f"({100 * (r.acc - r.paper_acc):+.1f} points), macro AUC {r.auc:.3f} "
                         f"against {r.paper_auc:.3f}." for r in frame.itertuples())  # fmt: skip
-    caveats = [_distance_caveat(grid)]
-    if left:
-        caveats.append(f"Left out so that a mean holds one schedule (the runs table gives "
-                       f"each run's): {', '.join(left)}.")  # fmt: skip
+    caveats = [_distance_caveat(grid), *one_schedule_caveat(left)]
     return Answer(question, sentence, show.table(frame, {
         "model": "Model", "seeds": "Seeds", "paper_acc": "Paper accuracy", "acc": "Accuracy",
         "paper_auc": "Paper AUC", "auc": "Macro AUC"}, {"seeds": 0}),

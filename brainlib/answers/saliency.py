@@ -11,6 +11,7 @@ from brainlib import runs
 from brainlib.answers.core import (
     Answer,
     Grid,
+    one_schedule_caveat,
     run_name,  # fmt: skip
 )
 from brainlib.display import n_of
@@ -26,16 +27,16 @@ CHANGED_BELOW = 0.5
 
 def saliency_table(grid: Grid):
     """Per converged run with a ``saliency.json`` and per heatmap: energy in the brain,
-    blank heatmaps, the deletion area and the images it is taken over."""
+    blank heatmaps, the deletion area and the images it is taken over. The runs are those
+    of one schedule (:meth:`Grid.one_schedule`; :func:`saliency_left_out` names the rest),
+    so a mean over them does not mix two."""
     import pandas as pd
 
     from brainlib.fileio import read_json
 
     rows = []
-    for r in grid.converged().itertuples():
+    for r in grid.one_schedule(_analysed(grid)).itertuples():
         path = Path(r.folder) / runs.SALIENCY_JSON
-        if not path.is_file():
-            continue
         s = read_json(path)
         for method, d in s["deletion"].items():
             e = s["energy_in_brain"].get(method, {})
@@ -57,6 +58,19 @@ def saliency_table(grid: Grid):
             rows.append({"run": run_name(r), "model": r.model, "method": f"randomised: {stage}",
                          "spearman": v["median_spearman"]})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _analysed(grid: Grid):
+    """The converged runs with Grad-CAM numbers (a ``saliency.json``)."""
+    ok = grid.converged()
+    return ok[[(Path(f) / runs.SALIENCY_JSON).is_file() for f in ok["folder"]]]
+
+
+def saliency_left_out(grid: Grid) -> list[str]:
+    """The converged runs with Grad-CAM numbers that :func:`saliency_table` leaves out
+    because they trained on another schedule than the runs it keeps."""
+    every = _analysed(grid)
+    return [run_name(r) for r in every.drop(grid.one_schedule(every).index).itertuples()]
 
 
 def _gap(areas, a: str, b: str):
@@ -133,6 +147,7 @@ def saliency(grid: Grid) -> Answer:
         caveats.append(
             "No run has the model-randomisation check yet (runs analysed before it existed)."
         )
+    caveats += one_schedule_caveat(saliency_left_out(grid))
     frame = show.table(
         pd.DataFrame(rows),
         {
@@ -147,7 +162,8 @@ def saliency(grid: Grid) -> Answer:
         {"runs": 0, "energy": 1},
     )
     return Answer(question, sentence, frame, caveats, sorted(areas.index),
-                  "every converged run with Grad-CAM numbers (saliency.json)",
+                  "every converged run with Grad-CAM numbers (saliency.json), of one "
+                  "schedule (today's where it has one)",
                   numbers={"areas": areas, "energy": energy})  # fmt: skip
 
 
