@@ -310,7 +310,6 @@ def test_a_saliency_gap_over_fewer_runs_says_over_how_many(grid):
     assert a.table.iloc[0]["Random in brain − heatmap [95% t, runs]"].endswith("2 of 3 runs")
 
 
-
 def test_grad_cam_numbers_average_runs_of_one_schedule_and_name_the_rest(grid):
     _add_saliency(grid, "se-paper-seed1", 0.55, 0.75)
     _add_saliency(grid, "se-paper-seed2", 0.60, 0.78)
@@ -332,6 +331,7 @@ def test_external_scores_pool_one_schedule_and_name_the_rest(grid):
     a = answers.external(_open(grid))
     assert a.table.iloc[0]["Seeds"] == "1" and a.runs == ["se-paper-seed1"]
     assert a.caveats[-1].endswith("each run's): se-paper-seed2.")
+
 
 def test_distance_and_setup(grid):
     g = _open(grid)
