@@ -247,7 +247,8 @@ def test_external_scores_pooled_over_seeds_with_and_without_overlap(grid):
     assert numbers["clean"]["value"] == pytest.approx(5 / 7) and numbers["overlapping"] == 1
     assert row["Accuracy, no overlap with training [95%] (images)"].endswith("(7)")  # A out
     assert a.runs == ["se-paper-seed1", "se-paper-seed2"]
-    assert "cannot tell which cause" in a.caveats[0] and "1 of the external images" in a.caveats[0]
+    assert "cannot tell which cause" in a.caveats[0]
+    assert "training images: 1 for the paper split;" in a.caveats[0]
 
 
 def test_external_own_test_accuracy_is_that_of_the_scored_runs_only(grid):

@@ -90,12 +90,15 @@ def external(grid: Grid) -> Answer:
 
 
 def _overlap_words(numbers: dict) -> str:
-    counts = sorted({v["overlapping"] for v in numbers.values()})
-    if counts == [0]:
+    """How many external images the overlap audit flags, per training split (runs of one
+    split share their training images, so their count)."""
+    per_split = {split: v["overlapping"] for (_, split), v in numbers.items()}
+    if set(per_split.values()) == {0}:
         return "No external image is an exact or near duplicate of a training image."
+    counts = [f"{n} for the {split} split" for split, n in per_split.items()]
     return (
-        f"{listing(counts)} of the external images are exact or near duplicates of a "
-        "run's training images (the overlap audit); the overlap column leaves them out."
+        "The overlap audit finds external images that are exact or near duplicates of "
+        f"training images: {listing(counts)}; the overlap column leaves them out."
     )
 
 
