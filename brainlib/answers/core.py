@@ -118,6 +118,12 @@ class Grid:
                    key=lambda kv: (kv[1]["today"].eq(True).any(), len(kv[1])))  # fmt: skip
         return rows[rows["schedule"] == best[0]]
 
+    def one_schedule_and_rest(self, rows) -> tuple[object, list[str]]:
+        """:meth:`one_schedule` of ``rows``, and the names of the runs it leaves out (for
+        :func:`one_schedule_caveat`)."""
+        kept = self.one_schedule(rows)
+        return kept, [run_name(r) for r in rows.drop(kept.index).itertuples()]
+
     def converged(self, split: str | None = None, model: str | None = None):
         ok = self.frame[self.verdicts["converged"].to_numpy()]
         if split is not None:

@@ -32,9 +32,8 @@ def external(grid: Grid) -> Answer:
     name, rows, used, numbers, left = names[0], [], [], {}, []
     for (split, model), g in grid.converged().groupby(["split", "model"], sort=False):
         scored = {r.folder: res.external_predictions(r.folder, name) for r in g.itertuples()}
-        every = g[[scored[f] is not None for f in g["folder"]]]
-        g = grid.one_schedule(every)
-        left += [runs.run_name(model, split, int(r.seed)) for r in every.drop(g.index).itertuples()]
+        g, rest = grid.one_schedule_and_rest(g[[scored[f] is not None for f in g["folder"]]])
+        left += rest
         preds = {int(r.seed): scored[r.folder] for r in g.itertuples()}  # one schedule
         if not preds:
             continue

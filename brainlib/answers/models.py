@@ -275,9 +275,8 @@ def distance_from_paper(grid: Grid) -> Answer:
 
     rows, used, left = [], [], []
     for model in VARIANTS:
-        every = grid.converged("paper", model)
-        ok = grid.one_schedule(every)
-        left += [run_name(r) for r in every.drop(ok.index).itertuples()]
+        ok, rest = grid.one_schedule_and_rest(grid.converged("paper", model))
+        left += rest
         used += [run_name(r) for r in ok.itertuples()]
         if ok.empty:
             continue

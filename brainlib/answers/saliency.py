@@ -28,14 +28,18 @@ CHANGED_BELOW = 0.5
 def saliency_table(grid: Grid):
     """Per converged run with a ``saliency.json`` and per heatmap: energy in the brain,
     blank heatmaps, the deletion area and the images it is taken over. The runs are those
-    of one schedule (:meth:`Grid.one_schedule`; :func:`saliency_left_out` names the rest),
-    so a mean over them does not mix two."""
+    of one schedule (:meth:`Grid.one_schedule`), so a mean over them does not mix two."""
+    return _table(grid.one_schedule(_analysed(grid)))
+
+
+def _table(kept):
+    """The rows of :func:`saliency_table` for the runs ``kept`` (rows of ``Grid.frame``)."""
     import pandas as pd
 
     from brainlib.fileio import read_json
 
     rows = []
-    for r in grid.one_schedule(_analysed(grid)).itertuples():
+    for r in kept.itertuples():
         path = Path(r.folder) / runs.SALIENCY_JSON
         s = read_json(path)
         for method, d in s["deletion"].items():
@@ -66,13 +70,6 @@ def _analysed(grid: Grid):
     return ok[[(Path(f) / runs.SALIENCY_JSON).is_file() for f in ok["folder"]]]
 
 
-def saliency_left_out(grid: Grid) -> list[str]:
-    """The converged runs with Grad-CAM numbers that :func:`saliency_table` leaves out
-    because they trained on another schedule than the runs it keeps."""
-    every = _analysed(grid)
-    return [run_name(r) for r in every.drop(grid.one_schedule(every).index).itertuples()]
-
-
 def _gap(areas, a: str, b: str):
     """Per run, the deletion area of heatmap ``b`` minus that of ``a`` (positive: ``a``
     lowers accuracy faster), with a t-interval over runs."""
@@ -89,7 +86,8 @@ def saliency(grid: Grid) -> Answer:
     import pandas as pd
 
     question = "What do the Grad-CAM heatmaps look at?"
-    t = saliency_table(grid)
+    kept, left = grid.one_schedule_and_rest(_analysed(grid))
+    t = _table(kept)
     if t.empty and grid.converged().empty:
         return Answer(question, "Not measured: no run converged.")
     if t.empty:
@@ -147,7 +145,7 @@ def saliency(grid: Grid) -> Answer:
         caveats.append(
             "No run has the model-randomisation check yet (runs analysed before it existed)."
         )
-    caveats += one_schedule_caveat(saliency_left_out(grid))
+    caveats += one_schedule_caveat(left)
     frame = show.table(
         pd.DataFrame(rows),
         {
