@@ -293,6 +293,7 @@ def test_saliency_sets_heatmaps_against_both_random_baselines_and_the_sanity_che
     assert "the heatmaps changed" in a.sentence and "with conv5 as well 0.10" in a.sentence
     assert "2 heatmaps were blank" in a.caveats[0]
     assert list(a.table["Blank"]) == ["2 of 16", "0 of 16"]
+    assert any("t over runs" in c and "secondary, unadjusted" in c for c in a.caveats)
     _add_saliency(grid, "se-paper-seed1", 0.55, 0.75, {**check, "top+conv5": 0.8})
     _add_saliency(grid, "se-paper-seed2", 0.60, 0.78, {**check, "top+conv5": 0.8})
     assert "stayed similar" in answers.saliency(_open(grid)).sentence

@@ -9,6 +9,7 @@ import numpy as np
 from brainlib import display as show
 from brainlib import runs
 from brainlib.answers.core import (
+    SECONDARY,
     Answer,
     Grid,
     one_schedule_caveat,
@@ -145,6 +146,10 @@ def saliency(grid: Grid) -> Answer:
         caveats.append(
             "No run has the model-randomisation check yet (runs analysed before it existed)."
         )
+    caveats.append("Intervals: t over runs (each run gives one deletion area); "
+                   f"{SECONDARY}, like the page's other secondary intervals: the words "
+                   "\"faster\" and \"slower\" read one interval, not a test "
+                   "adjusted across the page.")  # fmt: skip
     caveats += one_schedule_caveat(left)
     frame = show.table(
         pd.DataFrame(rows),
