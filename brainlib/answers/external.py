@@ -8,6 +8,7 @@ from brainlib import results as res
 from brainlib import runs
 from brainlib.answers.core import (
     MODEL,
+    SECONDARY,
     Answer,
     Grid,
     one_schedule_caveat,  # fmt: skip
@@ -80,7 +81,7 @@ def external(grid: Grid) -> Answer:
         "dataset (its duplicates included); it cannot tell which cause (label "
         "conventions, acquisition, leakage) is behind it. "
         + _overlap_words(numbers)
-        + " Intervals: bootstrap over images, pooled over seeds; secondary, unadjusted.",
+        + f" Intervals: bootstrap over images, pooled over seeds; {SECONDARY}.",
         *one_schedule_caveat(left),
     ]
     return Answer(question, sentence, frame, caveats, used,

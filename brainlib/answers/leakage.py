@@ -233,6 +233,6 @@ def split_difference(grid: Grid) -> Answer:
                   [*mixed, "The two splits test *different* images, so this mixes leakage with "
                    "which images each test set holds: a split difference, not a measure of leakage "
                    "(the fixed test set above measures that). Intervals: unpaired bootstrap "
-                   "over each test set's duplicate clusters; secondary, unadjusted."],
+                   f"over each test set's duplicate clusters; {SECONDARY}."],
                   used, "per model, the seeds whose paper-split and grouped-split runs both "
                         "converged, on one schedule")  # fmt: skip
