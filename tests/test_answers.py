@@ -284,6 +284,9 @@ def test_saliency_sets_heatmaps_against_both_random_baselines_and_the_sanity_che
     assert answers.saliency(_open(grid)).sentence.startswith("Not measured yet")
     check = {"top": 0.3, "top+conv5": 0.1, "random heatmaps": 0.0}
     _add_saliency(grid, "se-paper-seed1", 0.55, 0.75, check)
+    one = answers.saliency(_open(grid))  # one run: a gap, no interval, no interval caveat
+    assert "not judged against random heatmaps (1 run)" in one.sentence
+    assert not any("t over runs" in c for c in one.caveats)
     _add_saliency(grid, "se-paper-seed2", 0.60, 0.78, check)
     a = answers.saliency(_open(grid))
     # random minus Grad-CAM: 0.20 and 0.18; in the brain 0.15 and 0.13
