@@ -135,6 +135,8 @@ def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
         "schedules too; the runs table gives each run's): se-paper-seed2, se-dedup-seed2."
     )
     assert "converged, on one schedule" in leak.why
+    # the one-seed caveat names the model it holds for (base has two seeds here)
+    assert any(c.startswith("One seed per arm for SE: ") for c in leak.caveats)
     _set_profile(grid / "base-paper-seed2", max_epochs=40)
     g = _open(grid)
     assert answers.se_vs_base(g).numbers["seeds"] == [1]
@@ -144,7 +146,7 @@ def test_runs_on_different_schedules_are_not_compared_and_are_named(grid):
     leak = answers.leakage(_open(grid))
     assert not any(v["placebo"] for k, v in leak.numbers.items() if k in ("se", "base"))
     assert "Placebo" not in " ".join(leak.table["Estimate"])
-    assert any("no placebo yet" in c for c in leak.caveats)
+    assert any(c.startswith("One seed per arm: ") and "no placebo yet" in c for c in leak.caveats)
     assert not any("placebo rows" in c for c in leak.caveats)
 
 
@@ -179,6 +181,8 @@ def test_leakage_by_hand_with_its_checks(grid):
     assert "Seed by seed it reads +85.7 and -14.3 points" in a.sentence
     assert "**SE (2 seeds): no leakage effect shown" in a.sentence  # both intervals hold 0
     assert "chance alone" in a.sentence and "1 of its 8 test images" in a.caveats[0]
+    assert "reads +100" in a.sentence and " for seeds 1 and 2: what chance" in a.sentence
+    assert not any(c.startswith("One seed per arm") for c in a.caveats)  # 2 seeds each
     assert list(a.table["Interval"]).count("primary") == 2  # one per model
     assert (
         list(a.table["Estimate"]).count("Mean of 2 seeds' differences (t-interval over seeds)") == 2

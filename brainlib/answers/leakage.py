@@ -93,14 +93,16 @@ def leakage(grid: Grid) -> Answer:
                f"validation image through a chain of near duplicates "
                f"({links['linked_to_train']} to a training image); they count as "
                "'no duplicate' in this comparison."]  # fmt: skip
-    if any(len(v["seeds"]) < 2 for v in numbers.values()):
+    single = [MODEL[m] for m, v in numbers.items() if len(v["seeds"]) < 2]
+    if single:
         chance = ("the placebo rows show how large a difference two trainings make by chance"
                   if any(v["placebo"] for v in numbers.values()) else
                   "no placebo yet, which needs two converged paper-split seeds of one model "
                   "on one schedule to show how large a difference two trainings make by "
                   "chance")  # fmt: skip
-        caveats.append("One seed per arm: the intervals hold the test images' variance, not "
-                       f"the training's; {chance}.")  # fmt: skip
+        who = "" if len(single) == len(numbers) else f" for {listing(single)}"
+        caveats.append(f"One seed per arm{who}: the intervals hold the test images' variance, "
+                       f"not the training's; {chance}.")  # fmt: skip
     frame = show.table(pd.DataFrame(rows), {"model": "Model", "seeds": "Seeds",
                                             "estimate": "Estimate",
                                             "effect": "Leakage effect [95% interval]",
@@ -173,10 +175,10 @@ def _leakage_sentence(model, seeds, raw, strat, adj, placebo, per_seed, over_see
         text += (f" Seed by seed it reads {listing(f'{100 * v:+.1f}' for v in per_seed)} "
                  f"points: over the seeds, {interval(over_seeds)} (t-interval).")  # fmt: skip
     if placebo:
-        values = [100 * r["difference"] for r in placebo.values()]
+        values = [f"{interval(dict(r))} for seeds {a} and {b}" for (a, b), r in placebo.items()]
         text += (
             f" Between two paper-split seeds, where no copies differ, the same measure "
-            f"reads {listing(f'{v:+.1f}' for v in values)} points: chance alone."
+            f"reads {listing(values)}: what chance alone makes of two trainings."
         )
     return text
 
