@@ -36,10 +36,12 @@ def interval(r: dict, scale: float = 100.0, unit: str = " points") -> str:
     """``+2 points [-1, +5]``: a difference ``r["difference"]`` with its interval
     (``low``, ``high``), to the digits that ``r["mc_error"]`` allows. ``scale`` 100 and
     the unit "points" for proportions; 1 and no unit for AUCs."""
-    d = decimals(r.get("mc_error", float("nan")), scale)
     lo, hi = r["low"], r["high"]
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return f"{signed(scale * r['difference'], d)}{unit} (no interval)"
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # no endpoint: the default digits
+        return (
+            f"{signed(scale * r['difference'], decimals(float('nan'), scale))}{unit} (no interval)"
+        )
+    d = decimals(r.get("mc_error", float("nan")), scale)
     return (f"{signed(scale * r['difference'], d)}{unit} "
             f"[{signed(scale * lo, d)}, {signed(scale * hi, d)}]")  # fmt: skip
 

@@ -181,7 +181,8 @@ def test_leakage_by_hand_with_its_checks(grid):
     assert "Seed by seed it reads +85.7 and -14.3 points" in a.sentence
     assert "**SE (2 seeds): no leakage effect shown" in a.sentence  # both intervals hold 0
     assert "chance alone" in a.sentence and "1 of its 8 test images" in a.caveats[0]
-    assert "reads +100" in a.sentence and " for seeds 1 and 2: what chance" in a.sentence
+    # no interval (one cluster): the default digits, not the three a zero error would allow
+    assert "reads +100.0 points (no interval) for seeds 1 and 2: what chance" in a.sentence
     assert not any(c.startswith("One seed per arm") for c in a.caveats)  # 2 seeds each
     assert list(a.table["Interval"]).count("primary") == 2  # one per model
     assert (
