@@ -37,11 +37,10 @@ def interval(r: dict, scale: float = 100.0, unit: str = " points") -> str:
     (``low``, ``high``), to the digits that ``r["mc_error"]`` allows. ``scale`` 100 and
     the unit "points" for proportions; 1 and no unit for AUCs."""
     lo, hi = r["low"], r["high"]
-    if not (math.isfinite(lo) and math.isfinite(hi)):  # no endpoint: the default digits
-        return (
-            f"{signed(scale * r['difference'], decimals(float('nan'), scale))}{unit} (no interval)"
-        )
-    d = decimals(r.get("mc_error", float("nan")), scale)
+    finite = math.isfinite(lo) and math.isfinite(hi)
+    d = decimals(r.get("mc_error") if finite else None, scale)  # none: the default digits
+    if not finite:
+        return f"{signed(scale * r['difference'], d)}{unit} (no interval)"
     return (f"{signed(scale * r['difference'], d)}{unit} "
             f"[{signed(scale * lo, d)}, {signed(scale * hi, d)}]")  # fmt: skip
 
