@@ -38,7 +38,7 @@ def interval(r: dict, scale: float = 100.0, unit: str = " points") -> str:
     the unit "points" for proportions; 1 and no unit for AUCs."""
     lo, hi = r["low"], r["high"]
     finite = math.isfinite(lo) and math.isfinite(hi)
-    d = decimals(r.get("mc_error") if finite else None, scale)  # none: the default digits
+    d = decimals(r.get("mc_error") if finite else None, scale)  # None: the default digits
     if not finite:
         return f"{signed(scale * r['difference'], d)}{unit} (no interval)"
     return (f"{signed(scale * r['difference'], d)}{unit} "

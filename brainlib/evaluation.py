@@ -398,7 +398,7 @@ def _interval_cell(lo, hi, mc_error) -> str:
 
     if lo is None or hi is None:
         return "n/a"
-    return bracket(lo, hi, decimals(float("nan") if mc_error is None else mc_error, scale=1))
+    return bracket(lo, hi, decimals(mc_error, scale=1))
 
 
 def paper_table(metrics: dict):

@@ -103,5 +103,5 @@ def _overlap_words(numbers: dict) -> str:
 
 
 def _value(r: dict, scale: float = 1.0, digits: int = 3) -> str:
-    d = min(digits, show.decimals(r.get("mc_error", float("nan")), scale=1))
+    d = min(digits, show.decimals(r.get("mc_error"), scale=1))
     return f"{r['value']:.{d}f} {show.bracket(r['low'], r['high'], d)}"
